@@ -1,0 +1,158 @@
+// Server configuration: one table of keys, parsed once into an immutable Config.
+#include "core/config.hpp"
+
+#include <unistd.h>
+
+#include <array>
+#include <charconv>
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <optional>
+
+namespace music_api {
+namespace {
+
+using Setter = std::function<std::optional<std::string>(Config&, std::string_view)>;
+
+Setter Int(int Config::*member, int min, int max) {
+  return [=](Config& c, std::string_view v) -> std::optional<std::string> {
+    int n = 0;
+    auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+    if (ec != std::errc() || end != v.data() + v.size() || n < min || n > max) {
+      return "expected an integer from " + std::to_string(min) + " to " + std::to_string(max);
+    }
+    c.*member = n;
+    return std::nullopt;
+  };
+}
+
+Setter Text(std::string Config::*member, bool may_be_empty) {
+  return [=](Config& c, std::string_view v) -> std::optional<std::string> {
+    if (!may_be_empty && v.empty()) return "must not be empty";
+    c.*member = std::string(v);
+    return std::nullopt;
+  };
+}
+
+Setter Mode() {
+  return [](Config& c, std::string_view v) -> std::optional<std::string> {
+    unsigned n = 0;
+    auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n, 8);
+    if (ec != std::errc() || end != v.data() + v.size() || n > 0777) return "expected an octal mode such as 0660";
+    c.listen_mode = n;
+    return std::nullopt;
+  };
+}
+
+struct ConfigKey {
+  ConfigKeyInfo info;
+  Setter set;
+};
+
+const std::array<ConfigKey, 11>& Table() {
+  static const std::array<ConfigKey, 11> kTable = {{
+      {{"listen", "/run/music-api/fcgi.sock",
+        "FastCGI socket: a unix socket path, or HOST:PORT for TCP. Ignored under systemd socket activation."},
+       Text(&Config::listen, false)},
+      {{"listen_mode", "0660", "Permissions of the unix socket (nginx must be able to connect)."}, Mode()},
+      {{"listen_owner", "", "Owner of the unix socket; empty keeps the process's user."},
+       Text(&Config::listen_owner, true)},
+      {{"listen_group", "", "Group of the unix socket, e.g. www-data; empty keeps the process's group."},
+       Text(&Config::listen_group, true)},
+      {{"listen_backlog", "1024", "listen(2) backlog of the socket."}, Int(&Config::listen_backlog, 1, 65535)},
+      {{"workers", "0", "Worker processes (each holds one PostgreSQL connection); 0 means 2 x CPUs."},
+       Int(&Config::workers, 0, 1024)},
+      {{"max_requests", "0", "A worker exits after this many requests and is replaced; 0 means never."},
+       Int(&Config::max_requests, 0, 100000000)},
+      {{"request_timeout", "10", "Seconds a request may take; the database statement_timeout follows it."},
+       Int(&Config::request_timeout_seconds, 1, 3600)},
+      {{"retry_after", "2", "Seconds sent in Retry-After when the database cannot be reached."},
+       Int(&Config::retry_after_seconds, 1, 3600)},
+      {{"database", "dbname=music user=music_api",
+        "libpq connection string of the read-only API role. Environment MUSIC_API_DB overrides."},
+       Text(&Config::database, false)},
+      {{"key_pepper_file", "/etc/music-api/key-pepper",
+        "File with the secret pepper for API-key hashes (>= 16 bytes). Environment MUSIC_API_PEPPER_FILE "
+        "overrides."},
+       Text(&Config::key_pepper_file, false)},
+  }};
+  return kTable;
+}
+
+const ConfigKey* FindKey(std::string_view name) {
+  for (const auto& key : Table()) {
+    if (key.info.name == name) return &key;
+  }
+  return nullptr;
+}
+
+std::string_view Trim(std::string_view s) {
+  const char* ws = " \t\r";
+  size_t b = s.find_first_not_of(ws);
+  if (b == std::string_view::npos) return {};
+  size_t e = s.find_last_not_of(ws);
+  return s.substr(b, e - b + 1);
+}
+
+std::optional<std::string> Apply(Config& config, std::string_view name, std::string_view value,
+                                 const std::string& where) {
+  const ConfigKey* key = FindKey(name);
+  if (!key) return where + ": unknown key '" + std::string(name) + "'";
+  if (auto error = key->set(config, value)) return where + ": " + std::string(name) + ": " + *error;
+  return std::nullopt;
+}
+
+}  // namespace
+
+int Config::EffectiveWorkers() const {
+  if (workers > 0) return workers;
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  return static_cast<int>(cpus > 0 ? 2 * cpus : 2);
+}
+
+std::span<const ConfigKeyInfo> ConfigKeys() {
+  static const auto kInfos = [] {
+    std::array<ConfigKeyInfo, 11> infos;
+    for (size_t i = 0; i < infos.size(); ++i) infos[i] = Table()[i].info;
+    return infos;
+  }();
+  return kInfos;
+}
+
+std::expected<Config, std::string> LoadConfig(const std::string& path, bool file_required,
+                                              const std::vector<std::pair<std::string, std::string>>& overrides) {
+  Config config;
+  for (const auto& key : Table()) {
+    if (auto error = key.set(config, key.info.default_value)) return std::unexpected("default: " + *error);
+  }
+
+  std::ifstream in(path);
+  if (!in && file_required) return std::unexpected("cannot read configuration file " + path);
+  std::string line;
+  for (int number = 1; in && std::getline(in, line); ++number) {
+    std::string_view text = Trim(line);
+    if (text.empty() || text.front() == '#' || text.front() == ';') continue;
+    size_t eq = text.find('=');
+    std::string where = path + ":" + std::to_string(number);
+    if (eq == std::string_view::npos) return std::unexpected(where + ": expected 'key = value'");
+    if (auto error = Apply(config, Trim(text.substr(0, eq)), Trim(text.substr(eq + 1)), where)) {
+      return std::unexpected(*error);
+    }
+  }
+
+  for (const auto& [name, value] : overrides) {
+    if (auto error = Apply(config, name, value, "--" + name)) return std::unexpected(*error);
+  }
+  static constexpr std::pair<const char*, const char*> kEnvironment[] = {
+      {"MUSIC_API_DB", "database"}, {"MUSIC_API_PEPPER_FILE", "key_pepper_file"}};
+  for (const auto& [variable, name] : kEnvironment) {
+    const char* value = std::getenv(variable);
+    if (value && *value) {
+      if (auto error = Apply(config, name, value, variable)) return std::unexpected(*error);
+    }
+  }
+  return config;
+}
+
+}  // namespace music_api

@@ -1,0 +1,37 @@
+// Status, code, type and wording of every error the API can return.
+#include "core/error.hpp"
+
+#include <array>
+
+namespace music_api {
+namespace {
+
+// Indexed by ErrorCode; the static_assert below keeps the two in step.
+constexpr std::array<ErrorInfo, 10> kErrors = {{
+    {401, "AUTHENTICATION_REQUIRED", "authentication_error",
+     "Authentication required. Please provide a valid API key.", "Missing or invalid authorization header"},
+    {401, "INVALID_API_KEY", "authentication_error", "The API key provided is invalid or has been revoked.",
+     "Invalid API key"},
+    {401, "API_KEY_EXPIRED", "authentication_error", "The API key provided has expired. Please create a new key.",
+     "API key expired"},
+    {403, "ORGANIZATION_ACCESS_DENIED", "authorization_error", "You do not have access to this organization.",
+     "Caller is not a member of the requested organization"},
+    {403, "INSUFFICIENT_PERMISSIONS", "authorization_error", "You do not have permission to access this resource.",
+     "USE_MUSIC_GENERATION capability required"},
+    {404, "RESOURCE_NOT_FOUND", "not_found_error", "The requested resource was not found.", "Resource not found"},
+    {405, "METHOD_NOT_ALLOWED", "invalid_request_error", "This method is not allowed for this resource.",
+     "Allowed methods: GET, HEAD"},
+    {422, "VALIDATION_ERROR", "validation_error", "One or more request parameters are invalid.",
+     "Invalid request parameters"},
+    {500, "INTERNAL_ERROR", "server_error", "An unexpected error occurred. Please try again later.",
+     "Internal server error"},
+    {503, "SERVICE_UNAVAILABLE", "server_error",
+     "The service is temporarily unavailable. Please try again shortly.", "Database unavailable"},
+}};
+static_assert(kErrors.size() == static_cast<size_t>(ErrorCode::kServiceUnavailable) + 1);
+
+}  // namespace
+
+const ErrorInfo& Describe(ErrorCode code) { return kErrors[static_cast<size_t>(code)]; }
+
+}  // namespace music_api

@@ -1,0 +1,106 @@
+// Random identifiers and API-key hashing: everything that touches OpenSSL.
+#include "core/secrets.hpp"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+namespace music_api {
+namespace {
+
+constexpr size_t kKeyIdLength = 16;
+constexpr size_t kKeySecretLength = 32;
+constexpr size_t kMinPepperBytes = 16;
+
+bool AllOf(std::string_view text, std::string_view alphabet) {
+  return text.find_first_not_of(alphabet) == std::string_view::npos;
+}
+
+}  // namespace
+
+std::string RandomToken(size_t length, std::string_view alphabet) {
+  // Rejection sampling keeps every character equally likely.
+  const unsigned limit = 256 - (256 % alphabet.size());
+  std::string out;
+  out.reserve(length);
+  unsigned char buf[64];
+  while (out.size() < length) {
+    if (RAND_bytes(buf, sizeof buf) != 1) throw std::runtime_error("RAND_bytes failed");
+    for (unsigned char b : buf) {
+      if (b >= limit) continue;
+      out.push_back(alphabet[b % alphabet.size()]);
+      if (out.size() == length) break;
+    }
+  }
+  return out;
+}
+
+std::string NewTraceId() { return "req_" + RandomToken(24, kBase62); }
+
+std::string NewResourceId(std::string_view prefix) { return std::string(prefix) + RandomToken(20, kLowerAlnum); }
+
+bool IsApiKeyId(std::string_view text) {
+  return text.size() == 3 + kKeyIdLength && text.starts_with("mk_") && AllOf(text.substr(3), kLowerAlnum);
+}
+
+std::optional<ApiKeyParts> ParseApiKey(std::string_view key) {
+  constexpr size_t kIdEnd = 3 + kKeyIdLength;
+  if (key.size() != kIdEnd + 1 + kKeySecretLength || key[kIdEnd] != '_') return std::nullopt;
+  std::string_view id = key.substr(0, kIdEnd);
+  std::string_view secret = key.substr(kIdEnd + 1);
+  if (!IsApiKeyId(id) || !AllOf(secret, kBase62)) return std::nullopt;
+  return ApiKeyParts{std::string(id), std::string(secret)};
+}
+
+ApiKeyParts NewApiKey() {
+  return {"mk_" + RandomToken(kKeyIdLength, kLowerAlnum), RandomToken(kKeySecretLength, kBase62)};
+}
+
+std::string FormatApiKey(const ApiKeyParts& key) { return key.id + "_" + key.secret; }
+
+std::string HashApiKeySecret(std::string_view pepper, const ApiKeyParts& key) {
+  std::string message = key.id + ":" + key.secret;
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int mac_len = 0;
+  if (!HMAC(EVP_sha256(), pepper.data(), static_cast<int>(pepper.size()),
+            reinterpret_cast<const unsigned char*>(message.data()), message.size(), mac, &mac_len)) {
+    throw std::runtime_error("HMAC failed");
+  }
+  OPENSSL_cleanse(message.data(), message.size());
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex;
+  hex.reserve(mac_len * 2);
+  for (unsigned i = 0; i < mac_len; ++i) {
+    hex.push_back(kHex[mac[i] >> 4]);
+    hex.push_back(kHex[mac[i] & 15]);
+  }
+  return hex;
+}
+
+bool ConstantTimeEquals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+std::optional<std::string> ReadPepperFile(const std::string& path, std::string& error) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    error = "cannot read key pepper file " + path;
+    return std::nullopt;
+  }
+  std::ostringstream content;
+  content << in.rdbuf();
+  std::string pepper = content.str();
+  while (!pepper.empty() && (pepper.back() == '\n' || pepper.back() == '\r')) pepper.pop_back();
+  if (pepper.size() < kMinPepperBytes) {
+    error = "key pepper file " + path + " must hold at least " + std::to_string(kMinPepperBytes) + " bytes";
+    return std::nullopt;
+  }
+  return pepper;
+}
+
+}  // namespace music_api

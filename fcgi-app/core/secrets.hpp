@@ -1,0 +1,39 @@
+// Random identifiers and API-key hashing: everything that touches OpenSSL.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace music_api {
+
+// `length` characters drawn uniformly from `alphabet` with OpenSSL's CSPRNG.
+std::string RandomToken(size_t length, std::string_view alphabet);
+inline constexpr std::string_view kBase62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+inline constexpr std::string_view kLowerAlnum = "0123456789abcdefghijklmnopqrstuvwxyz";
+
+// req_ + 24 base62 characters (~143 bits): the X-Request-ID and the envelope's trace_id.
+std::string NewTraceId();
+// PREFIX + 20 lowercase alphanumerics: ids of organizations, users, tracks and collections.
+std::string NewResourceId(std::string_view prefix);
+
+// An API key is `mk_<id>_<secret>`: the id (with its mk_ prefix) is stored in clear and used for
+// lookup, logs and rate limiting; only a keyed hash of the secret is stored.
+struct ApiKeyParts {
+  std::string id;      // "mk_" + 16 lowercase alphanumerics
+  std::string secret;  // 32 base62 characters
+};
+std::optional<ApiKeyParts> ParseApiKey(std::string_view key);
+ApiKeyParts NewApiKey();
+std::string FormatApiKey(const ApiKeyParts& key);
+bool IsApiKeyId(std::string_view text);
+
+// HMAC-SHA-256(pepper, id ":" secret) as lowercase hex. Binding the id into the MAC means a hash
+// copied onto another key row does not verify.
+std::string HashApiKeySecret(std::string_view pepper, const ApiKeyParts& key);
+bool ConstantTimeEquals(std::string_view a, std::string_view b);
+
+// Reads the server-side pepper; nullopt with `error` set when missing or too short.
+std::optional<std::string> ReadPepperFile(const std::string& path, std::string& error);
+
+}  // namespace music_api

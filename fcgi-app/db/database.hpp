@@ -1,0 +1,55 @@
+// One worker's PostgreSQL session: statements prepared once, reconnect and one retry on failure.
+#pragma once
+
+#include <array>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "core/error.hpp"
+#include "db/rows.hpp"
+#include "db/statements.hpp"
+#include "http/query_params.hpp"
+
+namespace soci {
+class session;
+class statement;
+}  // namespace soci
+
+namespace music_api {
+
+class Database {
+ public:
+  Database(std::string conninfo, int statement_timeout_ms);
+  ~Database();
+  Database(const Database&) = delete;
+  Database& operator=(const Database&) = delete;
+
+  // Each call maps a database failure to 503 (unreachable, timed out) or 500 (anything else)
+  // and logs the raw error with `trace_id`; nothing internal reaches the client.
+  Result<std::optional<KeyRecord>> FindKey(std::string_view key_id, std::string_view org_id,
+                                           std::string_view trace_id);
+  Result<bool> CollectionOwned(std::string_view collection_id, std::string_view org_id, std::string_view user_id,
+                               std::string_view trace_id);
+  // The page stays valid until the next call.
+  Result<const TrackPage*> ListTracks(std::string_view org_id, std::string_view user_id, const ListParams& params,
+                                      std::string_view trace_id);
+  // Opens the session now if it is not open (workers call this at start, to fail fast in logs).
+  bool Connect(std::string_view trace_id);
+
+ private:
+  struct Statements;
+  template <typename Body>
+  auto Run(std::string_view what, std::string_view trace_id, Body&& body) -> Result<decltype(body())>;
+  void OpenSession();
+  void CloseSession();
+  bool SessionBroken() const;
+
+  std::string conninfo_;
+  std::string statement_timeout_;
+  std::unique_ptr<soci::session> session_;
+  std::unique_ptr<Statements> statements_;
+};
+
+}  // namespace music_api

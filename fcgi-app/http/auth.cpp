@@ -1,0 +1,41 @@
+// Authentication and organization access: which key was presented and what it may see.
+#include "http/auth.hpp"
+
+#include <strings.h>
+
+namespace music_api {
+namespace {
+
+std::string_view TrimSpaces(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+}  // namespace
+
+std::optional<std::string_view> PresentedApiKey(std::string_view x_api_key, std::string_view authorization) {
+  if (auto key = TrimSpaces(x_api_key); !key.empty()) return key;
+  std::string_view auth = TrimSpaces(authorization);
+  constexpr std::string_view kScheme = "bearer";
+  if (auth.size() > kScheme.size() && strncasecmp(auth.data(), kScheme.data(), kScheme.size()) == 0 &&
+      (auth[kScheme.size()] == ' ' || auth[kScheme.size()] == '\t')) {
+    if (auto key = TrimSpaces(auth.substr(kScheme.size())); !key.empty()) return key;
+  }
+  return std::nullopt;
+}
+
+Result<std::string> Authorize(const std::optional<KeyRecord>& record, const ApiKeyParts& key,
+                              std::string_view pepper, bool organization_well_formed) {
+  // The secret is checked before revocation and expiry, so knowing a key id alone reveals nothing.
+  if (!record || !ConstantTimeEquals(record->secret_hash, HashApiKeySecret(pepper, key)) || record->revoked) {
+    return Fail(ErrorCode::kInvalidApiKey);
+  }
+  if (record->expired) return Fail(ErrorCode::kApiKeyExpired);
+  // A malformed, unknown or foreign org all get the same 403: no existence leak.
+  if (!organization_well_formed || !record->member) return Fail(ErrorCode::kOrganizationAccessDenied);
+  if (!record->can_generate) return Fail(ErrorCode::kInsufficientPermissions);
+  return record->user_id;
+}
+
+}  // namespace music_api

@@ -1,0 +1,23 @@
+// Authentication and organization access: which key was presented and what it may see.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "core/error.hpp"
+#include "core/secrets.hpp"
+#include "db/rows.hpp"
+
+namespace music_api {
+
+// X-API-Key wins over `Authorization: Bearer` (scheme case-insensitive); an empty value is absent.
+// Keys in the query string are never looked at.
+std::optional<std::string_view> PresentedApiKey(std::string_view x_api_key, std::string_view authorization);
+
+// Decides from the key's row (nullopt: no such key id) who the caller is, and whether they may list
+// tracks in the requested org. Returns the caller's user id.
+Result<std::string> Authorize(const std::optional<KeyRecord>& record, const ApiKeyParts& key,
+                              std::string_view pepper, bool organization_well_formed);
+
+}  // namespace music_api

@@ -1,0 +1,70 @@
+// JSON bodies: the page of tracks and the error envelope, in the spec's key order.
+#include "http/render.hpp"
+
+#include "core/time.hpp"
+#include "http/json_writer.hpp"
+
+namespace music_api {
+
+void RenderTrackPage(const TrackPage& page, int limit, int64_t offset, std::string& out) {
+  out.append("{\"items\":[");
+  for (size_t i = 0; i < page.size(); ++i) {
+    if (i) out.push_back(',');
+    out.append("{\"id\":");
+    AppendJsonString(out, page.id[i]);
+    out.append(",\"title\":");
+    if (page.title_indicator[i] == soci::i_null) {
+      out.append("null");
+    } else {
+      AppendJsonString(out, page.title[i]);
+    }
+    out.append(",\"engine\":");
+    AppendJsonString(out, page.engine[i]);
+    out.append(",\"mode\":");
+    AppendJsonString(out, page.mode[i]);
+    out.append(",\"measured_duration_seconds\":");
+    if (page.duration_indicator[i] == soci::i_null) {
+      out.append("null");
+    } else {
+      AppendJsonNumber(out, page.duration[i]);
+    }
+    out.append(",\"instrumental\":").append(page.instrumental[i] ? "true" : "false");
+    out.append(",\"licence_class\":");
+    AppendJsonString(out, page.licence_class[i]);
+    out.append(",\"created_at\":\"");
+    AppendUtc(out, page.created_at[i]);
+    out.append("\",\"playback_url\":null,\"stem_urls\":null}");
+  }
+  out.append("],\"limit\":");
+  AppendJsonInteger(out, limit);
+  out.append(",\"offset\":");
+  AppendJsonInteger(out, offset);
+  out.push_back('}');
+}
+
+void RenderErrorEnvelope(const ApiError& error, std::string_view trace_id, std::string_view timestamp,
+                         std::string& out) {
+  const ErrorInfo& info = Describe(error.code);
+  out.append("{\"success\":false,\"error\":{\"code\":");
+  AppendJsonString(out, info.code);
+  out.append(",\"message\":");
+  AppendJsonString(out, info.message);
+  out.append(",\"system_message\":");
+  AppendJsonString(out, error.SystemMessage());
+  out.append(",\"type\":");
+  AppendJsonString(out, info.type);
+  out.append(",\"status\":");
+  AppendJsonInteger(out, info.status);
+  out.append(",\"details\":{");
+  if (!error.field.empty()) {
+    out.append("\"field\":");
+    AppendJsonString(out, error.field);
+  }
+  out.append("},\"trace_id\":");
+  AppendJsonString(out, trace_id);
+  out.append(",\"timestamp\":");
+  AppendJsonString(out, timestamp);
+  out.append("}}");
+}
+
+}  // namespace music_api

@@ -1,0 +1,18 @@
+// What the pipeline needs of a FastCGI request, as views into the request's parameters.
+#pragma once
+
+#include <string_view>
+
+namespace music_api {
+
+struct Request {
+  std::string_view method;         // REQUEST_METHOD
+  std::string_view uri;            // REQUEST_URI: the raw path and query, as the client sent it
+  std::string_view query;          // QUERY_STRING
+  std::string_view x_api_key;      // HTTP_X_API_KEY
+  std::string_view authorization;  // HTTP_AUTHORIZATION
+
+  std::string_view Path() const { return uri.substr(0, uri.find('?')); }
+};
+
+}  // namespace music_api

@@ -1,0 +1,55 @@
+// The response a stage chain produces, and its CGI header block.
+#include "http/response.hpp"
+
+#include "core/time.hpp"
+#include "http/json_writer.hpp"
+#include "http/render.hpp"
+
+namespace music_api {
+
+void SetError(Response& response, const ApiError& error, std::string_view trace_id, int retry_after_seconds) {
+  const ErrorInfo& info = Describe(error.code);
+  response.status = info.status;
+  response.error = error.code;
+  response.rows = 0;
+  response.retry_after_seconds = error.code == ErrorCode::kServiceUnavailable ? retry_after_seconds : 0;
+  response.body.clear();
+  RenderErrorEnvelope(error, trace_id, NowUtc(), response.body);
+}
+
+std::string_view ReasonPhrase(int status) {
+  switch (status) {
+    case 200: return "OK";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 422: return "Unprocessable Entity";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    default: return "Unknown";
+  }
+}
+
+void AppendCgiHeaders(const Response& response, std::string_view trace_id, std::string& out) {
+  out.append("Status: ");
+  AppendJsonInteger(out, response.status);
+  out.push_back(' ');
+  out.append(ReasonPhrase(response.status));
+  out.append(
+      "\r\nContent-Type: application/json; charset=utf-8\r\n"
+      "Cache-Control: private, no-store\r\n"
+      "X-Content-Type-Options: nosniff\r\n"
+      "X-Request-ID: ");
+  out.append(trace_id);
+  out.append("\r\nContent-Length: ");
+  AppendJsonInteger(out, static_cast<int64_t>(response.body.size()));
+  if (response.status == 405) out.append("\r\nAllow: GET, HEAD");
+  if (response.retry_after_seconds > 0) {
+    out.append("\r\nRetry-After: ");
+    AppendJsonInteger(out, response.retry_after_seconds);
+  }
+  out.append("\r\n\r\n");
+}
+
+}  // namespace music_api

@@ -1,0 +1,29 @@
+// The response a stage chain produces, and its CGI header block.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "core/error.hpp"
+
+namespace music_api {
+
+struct Response {
+  int status = 200;
+  std::string body;
+  std::optional<ErrorCode> error;  // set on every error response (logs and metrics)
+  size_t rows = 0;                 // items in a 200 page
+  int retry_after_seconds = 0;     // sent as Retry-After when > 0
+};
+
+// Fills `response` with the envelope for `error`, reusing its body buffer.
+void SetError(Response& response, const ApiError& error, std::string_view trace_id, int retry_after_seconds);
+
+// Status line and headers every response carries (Content-Type, Cache-Control, X-Request-ID,
+// Content-Length, plus Allow on 405 and Retry-After when set), ending with the blank line.
+void AppendCgiHeaders(const Response& response, std::string_view trace_id, std::string& out);
+
+std::string_view ReasonPhrase(int status);
+
+}  // namespace music_api

@@ -1,0 +1,71 @@
+// music-api: read the configuration, open the FastCGI socket, hand over to the master.
+#include <cstdio>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "core/config.hpp"
+#include "core/log.hpp"
+#include "core/secrets.hpp"
+#include "server/listen_socket.hpp"
+#include "server/master.hpp"
+
+namespace {
+
+constexpr const char* kUsage =
+    "usage: music-api [--config PATH] [--workers N] [--listen SOCKET] [--test]\n"
+    "  --config PATH   configuration file (default /etc/music-api/music-api.conf)\n"
+    "  --workers N     worker processes (overrides the file)\n"
+    "  --listen SOCKET unix socket path or HOST:PORT (overrides the file)\n"
+    "  --test          check the configuration and the pepper file, then exit\n"
+    "environment: MUSIC_API_DB (libpq connection string), MUSIC_API_PEPPER_FILE\n";
+
+int Fatal(const std::string& message) {
+  std::fprintf(stderr, "music-api: %s\n", message.c_str());
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace music_api;
+  MasterOptions options{std::string(kDefaultConfigPath), {}};
+  bool test_only = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) throw std::invalid_argument(arg + " needs a value");
+      return argv[++i];
+    };
+    try {
+      if (arg == "--config") {
+        options.config_path = value();
+      } else if (arg == "--workers" || arg == "--listen") {
+        options.overrides.emplace_back(arg.substr(2), value());
+      } else if (arg == "--test" || arg == "-t") {
+        test_only = true;
+      } else if (arg == "--help" || arg == "-h") {
+        std::fputs(kUsage, stdout);
+        return 0;
+      } else {
+        std::fputs(kUsage, stderr);
+        return Fatal("unknown argument " + arg);
+      }
+    } catch (const std::exception& e) {
+      return Fatal(e.what());
+    }
+  }
+
+  auto config = LoadConfig(options.config_path, true, options.overrides);
+  if (!config) return Fatal(config.error());
+  std::string error;
+  auto pepper = ReadPepperFile(config->key_pepper_file, error);
+  if (!pepper) return Fatal(error);
+  if (test_only) {
+    std::fprintf(stderr, "music-api: configuration %s is valid\n", options.config_path.c_str());
+    return 0;
+  }
+  auto socket = OpenListenSocket(*config);
+  if (!socket) return Fatal(socket.error());
+  return RunMaster(std::move(*config), std::move(*pepper), std::move(*socket), std::move(options));
+}

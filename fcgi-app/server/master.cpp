@@ -1,0 +1,207 @@
+// The master process: owns the socket, forks workers, replaces the dead, turns signals into actions.
+#include "server/master.hpp"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <deque>
+#include <map>
+
+#include "core/log.hpp"
+#include "core/secrets.hpp"
+#include "server/worker.hpp"
+
+namespace music_api {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr auto kCrashWindow = std::chrono::seconds(10);
+constexpr auto kMaxBackoff = std::chrono::seconds(30);
+constexpr auto kStopTimeout = std::chrono::seconds(30);
+
+class Master {
+ public:
+  Master(Config config, std::string pepper, ListenSocket socket, MasterOptions options)
+      : config_(std::move(config)), pepper_(std::move(pepper)), socket_(std::move(socket)),
+        options_(std::move(options)) {}
+
+  int Run();
+
+ private:
+  void Spawn();
+  void Reap();
+  void Reload();
+  void BeginStop();
+  void Notify(std::string_view state);
+  int LiveWorkers() const;
+
+  Config config_;
+  std::string pepper_;
+  ListenSocket socket_;
+  MasterOptions options_;
+  // pid → generation; workers of an older generation are being retired after a reload.
+  std::map<pid_t, int> workers_;
+  int generation_ = 0;
+  std::deque<Clock::time_point> recent_crashes_;
+  Clock::duration backoff_ = Clock::duration::zero();
+  Clock::time_point next_spawn_ = Clock::now();
+  bool stopping_ = false;
+  Clock::time_point stop_deadline_;
+  long restarts_ = 0;
+};
+
+int Master::LiveWorkers() const {
+  int n = 0;
+  for (const auto& [pid, generation] : workers_) n += generation == generation_ ? 1 : 0;
+  return n;
+}
+
+void Master::Notify(std::string_view state) {
+  std::string message(state);
+  message += (message.empty() ? "" : "\n");
+  message += "STATUS=" + std::to_string(LiveWorkers()) + " workers serving, " + std::to_string(restarts_) +
+             " restarts";
+  sd_notify(0, message.c_str());
+}
+
+void Master::Spawn() {
+  pid_t pid = fork();
+  if (pid < 0) {
+    Log("error", "fork_failed", {{"errno", std::to_string(errno)}});
+    return;
+  }
+  if (pid == 0) RunWorker(config_, pepper_, socket_.fd);
+  workers_[pid] = generation_;
+}
+
+void Master::Reap() {
+  int status = 0;
+  pid_t pid;
+  while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+    auto it = workers_.find(pid);
+    if (it == workers_.end()) continue;
+    bool current = it->second == generation_;
+    workers_.erase(it);
+    bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    std::string how = WIFSIGNALED(status) ? "signal " + std::to_string(WTERMSIG(status))
+                                          : "status " + std::to_string(WEXITSTATUS(status));
+    Log(clean ? "info" : "warn", "worker_exited", {{"pid", std::to_string(pid)}, {"how", how}});
+    if (stopping_ || !current) continue;
+    ++restarts_;
+    if (!clean) {
+      // Like PHP-FPM's emergency_restart_threshold: a worker pool dying in a loop backs off
+      // (1 s, doubling to 30 s) instead of burning the CPU on fork after fork.
+      auto now = Clock::now();
+      recent_crashes_.push_back(now);
+      while (!recent_crashes_.empty() && now - recent_crashes_.front() > kCrashWindow) recent_crashes_.pop_front();
+      if (recent_crashes_.size() >= static_cast<size_t>(std::max(config_.EffectiveWorkers(), 3))) {
+        backoff_ = backoff_ == Clock::duration::zero() ? std::chrono::seconds(1)
+                                                       : std::min<Clock::duration>(backoff_ * 2, kMaxBackoff);
+        next_spawn_ = now + backoff_;
+        Log("error", "workers_crash_looping",
+            {{"crashes", std::to_string(recent_crashes_.size())},
+             {"backoff_ms", std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(backoff_).count())}});
+      }
+    } else {
+      backoff_ = Clock::duration::zero();
+    }
+  }
+}
+
+void Master::Reload() {
+  sd_notify(0, "RELOADING=1");
+  auto fresh = LoadConfig(options_.config_path, true, options_.overrides);
+  std::string error;
+  std::optional<std::string> pepper;
+  if (fresh) pepper = ReadPepperFile(fresh->key_pepper_file, error);
+  if (!fresh || !pepper) {
+    // A broken new configuration never replaces a working one.
+    Log("error", "reload_rejected", {{"error", fresh ? error : fresh.error()}});
+    Notify("READY=1");
+    return;
+  }
+  if (fresh->listen != config_.listen && !socket_.inherited) {
+    Log("warn", "reload_listen_ignored", {{"listen", fresh->listen}, {"reason", "the socket changes on restart only"}});
+  }
+  config_ = std::move(*fresh);
+  pepper_ = std::move(*pepper);
+  // New workers first, then the old ones are asked to finish their request and exit: the socket
+  // stays open in the master throughout, so no connection is refused during a reload.
+  ++generation_;
+  std::vector<pid_t> retiring;
+  for (const auto& [pid, generation] : workers_) retiring.push_back(pid);
+  for (int i = 0; i < config_.EffectiveWorkers(); ++i) Spawn();
+  for (pid_t pid : retiring) kill(pid, SIGTERM);
+  Log("info", "reloaded", {{"workers", std::to_string(config_.EffectiveWorkers())}});
+  Notify("READY=1");
+}
+
+void Master::BeginStop() {
+  if (stopping_) return;
+  stopping_ = true;
+  stop_deadline_ = Clock::now() + kStopTimeout;
+  sd_notify(0, "STOPPING=1");
+  Log("info", "stopping", {{"workers", std::to_string(workers_.size())}});
+  for (const auto& [pid, generation] : workers_) kill(pid, SIGTERM);
+}
+
+int Master::Run() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  for (int s : {SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP}) sigaddset(&signals, s);
+  // Signals are read synchronously below (sigtimedwait): no work ever happens in a handler.
+  sigprocmask(SIG_BLOCK, &signals, nullptr);
+
+  Log("info", "master_started",
+      {{"pid", std::to_string(getpid())}, {"listen", socket_.description},
+       {"workers", std::to_string(config_.EffectiveWorkers())}});
+  for (int i = 0; i < config_.EffectiveWorkers(); ++i) Spawn();
+  Notify("READY=1");
+
+  uint64_t watchdog_usec = 0;
+  bool watchdog = sd_watchdog_enabled(0, &watchdog_usec) > 0;
+  while (true) {
+    if (stopping_) {
+      if (workers_.empty()) break;
+      if (Clock::now() > stop_deadline_) {
+        Log("warn", "stop_timeout", {{"killing", std::to_string(workers_.size())}});
+        for (const auto& [pid, generation] : workers_) kill(pid, SIGKILL);
+        stop_deadline_ = Clock::now() + std::chrono::hours(1);
+      }
+    } else if (LiveWorkers() < config_.EffectiveWorkers() && Clock::now() >= next_spawn_) {
+      while (LiveWorkers() < config_.EffectiveWorkers()) Spawn();
+      Notify("");
+    }
+    if (watchdog) sd_notify(0, "WATCHDOG=1");
+
+    timespec wait{0, 200 * 1000 * 1000};
+    siginfo_t info;
+    int sig = sigtimedwait(&signals, &info, &wait);
+    switch (sig) {
+      case SIGCHLD: Reap(); break;
+      case SIGHUP:
+        if (!stopping_) Reload();
+        break;
+      case SIGTERM:
+      case SIGINT:
+      case SIGQUIT: BeginStop(); break;
+      default: break;  // timeout: the loop re-checks respawns and deadlines
+    }
+  }
+  close(socket_.fd);
+  if (!socket_.inherited && socket_.description.starts_with("unix:")) unlink(config_.listen.c_str());
+  Log("info", "master_stopped", {{"restarts", std::to_string(restarts_)}});
+  return 0;
+}
+
+}  // namespace
+
+int RunMaster(Config config, std::string pepper, ListenSocket socket, MasterOptions options) {
+  return Master(std::move(config), std::move(pepper), std::move(socket), std::move(options)).Run();
+}
+
+}  // namespace music_api

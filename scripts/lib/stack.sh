@@ -1,0 +1,235 @@
+# shellcheck shell=bash
+# The local stack shared by scripts/run, scripts/admin, scripts/test and the ctest fixtures:
+# a private PostgreSQL cluster, the music-api worker pool and nginx over TLS, all under one
+# directory, all on loopback or unix sockets, each stopped by the PID it wrote.
+
+MUSIC_API_ROOT=${MUSIC_API_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
+
+log() { printf '%s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# Debian packages the build, the stack and the tests need; installs only what is missing.
+need_packages() {
+  local wanted=(build-essential cmake pkg-config libfcgi-dev libsoci-dev libpq-dev libboost-json1.81-dev
+    libboost-test1.81-dev libssl-dev libsystemd-dev postgresql nginx openssl curl python3 ca-certificates)
+  local missing=() p
+  for p in "${wanted[@]}" "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing: ${missing[*]}"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# build DIR TYPE [cmake args…]
+build() {
+  local dir=$1 type=$2
+  shift 2
+  cmake -S "$MUSIC_API_ROOT" -B "$dir" -DCMAKE_BUILD_TYPE="$type" "$@" >/dev/null
+  cmake --build "$dir" -j "$(nproc)"
+}
+
+# stack_paths DIR: every path of a stack rooted at DIR.
+stack_paths() {
+  STACK=$1
+  PG_DATA=$STACK/pg/data
+  PG_RUN=$STACK/pg/run
+  PG_LOG=$STACK/pg/postgresql.log
+  API_DIR=$STACK/api
+  API_SOCKET=$API_DIR/fcgi.sock
+  API_CONF=$API_DIR/music-api.conf
+  API_PEPPER=$API_DIR/key-pepper
+  API_LOG=$API_DIR/music-api.log
+  API_PID=$API_DIR/music-api.pid
+  NGINX_DIR=$STACK/nginx
+  NGINX_PID=$NGINX_DIR/nginx.pid
+  DB_OWNER="host=$PG_RUN port=5432 dbname=music user=music_owner"
+  DB_API="host=$PG_RUN port=5432 dbname=music user=music_api"
+}
+
+# PostgreSQL refuses to run as root: as root the cluster belongs to the `postgres` system user.
+as_pg_user() {
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+pg_up() {
+  mkdir -p "$STACK"
+  chmod 755 "$STACK"
+  if [ "$(id -u)" -eq 0 ] && [ ! -e "$STACK/pg" ] && ! runuser -u postgres -- test -x "$STACK"; then
+    # The checkout sits where the postgres user cannot enter (e.g. under /root): keep the cluster
+    # in /var/tmp and link it into place, so the layout stays the same.
+    local elsewhere
+    elsewhere=/var/tmp/music-api-pg-$(printf '%s' "$STACK" | md5sum | cut -c1-12)
+    mkdir -p "$elsewhere"
+    ln -s "$elsewhere" "$STACK/pg"
+  fi
+  mkdir -p "$STACK/pg"
+  chmod 755 "$STACK/pg"
+  [ "$(id -u)" -eq 0 ] && chown postgres: "$STACK/pg" "$(readlink -f "$STACK/pg")"
+  if [ ! -s "$PG_DATA/PG_VERSION" ]; then
+    mkdir -p "$PG_DATA" "$PG_RUN"
+    [ "$(id -u)" -eq 0 ] && chown postgres: "$PG_DATA" "$PG_RUN"
+    as_pg_user "$PG_BIN/initdb" -D "$PG_DATA" -E UTF8 --locale=C.UTF-8 --auth=trust -U postgres >/dev/null
+  fi
+  mkdir -p "$PG_RUN"
+  [ "$(id -u)" -eq 0 ] && chown postgres: "$PG_RUN"
+  chmod 755 "$PG_RUN"
+  if ! as_pg_user "$PG_BIN/pg_ctl" -D "$PG_DATA" status >/dev/null 2>&1; then
+    # Unix socket only, in the stack's own directory: nothing listens on the network.
+    as_pg_user "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t 60 \
+      -o "-c listen_addresses='' -k $PG_RUN -c max_connections=200 -c fsync=off -c shared_buffers=256MB" \
+      start >/dev/null
+  fi
+  psql -X -q -h "$PG_RUN" -U postgres -d postgres -v ON_ERROR_STOP=1 -f "$MUSIC_API_ROOT/sql/roles.sql" >/dev/null
+}
+
+pg_down() {
+  [ -d "$PG_DATA" ] || return 0
+  as_pg_user "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w stop >/dev/null 2>&1 || true
+}
+
+# api_up BIN_DIR [WORKERS]: migrates, then starts the worker pool in the background.
+api_up() {
+  local bin=$1 workers=${2:-4}
+  mkdir -p "$API_DIR"
+  chmod 755 "$API_DIR"
+  [ -s "$API_PEPPER" ] || (umask 077 && openssl rand -base64 32 >"$API_PEPPER")
+  cat >"$API_CONF" <<CONF
+# Written by scripts/lib/stack.sh for a local stack.
+listen = $API_SOCKET
+listen_mode = 0666
+workers = $workers
+database = $DB_API
+key_pepper_file = $API_PEPPER
+request_timeout = 5
+retry_after = 2
+CONF
+  MUSIC_API_DB=$DB_OWNER "$bin/music-admin" migrate 2>/dev/null
+  env -u MUSIC_API_DB -u MUSIC_API_PEPPER_FILE "$bin/music-api" --config "$API_CONF" >>"$API_LOG" 2>&1 &
+  echo $! >"$API_PID"
+  local i
+  for i in $(seq 1 100); do
+    [ -S "$API_SOCKET" ] && return 0
+    kill -0 "$(cat "$API_PID")" 2>/dev/null || { tail -n 20 "$API_LOG" >&2; die "music-api did not start"; }
+    sleep 0.1
+  done
+  die "music-api did not open $API_SOCKET"
+}
+
+stop_pid_file() {
+  local file=$1 pid i
+  [ -s "$file" ] || return 0
+  pid=$(cat "$file")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+  fi
+  rm -f "$file"
+}
+
+api_down() { stop_pid_file "$API_PID"; }
+
+# nginx_up PORT: the repo's nginx files, included as they are, behind a generated top-level conf.
+nginx_up() {
+  local port=$1
+  mkdir -p "$NGINX_DIR"
+  chmod 755 "$NGINX_DIR"
+  if [ ! -s "$NGINX_DIR/cert.pem" ]; then
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 365 \
+      -keyout "$NGINX_DIR/key.pem" -out "$NGINX_DIR/cert.pem" -subj "/CN=localhost" \
+      -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" 2>/dev/null
+  fi
+  local user_line=""
+  [ "$(id -u)" -eq 0 ] && user_line="user nobody nogroup;"
+  cat >"$NGINX_DIR/nginx.conf" <<CONF
+# Written by scripts/lib/stack.sh: only the listener, paths and upstream socket are local;
+# everything else is included from $MUSIC_API_ROOT/nginx/.
+$user_line
+worker_processes 2;
+pid $NGINX_PID;
+error_log $NGINX_DIR/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log $NGINX_DIR/access.log;
+    client_body_temp_path $NGINX_DIR/tmp-body;
+    fastcgi_temp_path $NGINX_DIR/tmp-fastcgi;
+    proxy_temp_path $NGINX_DIR/tmp-proxy;
+    uwsgi_temp_path $NGINX_DIR/tmp-uwsgi;
+    scgi_temp_path $NGINX_DIR/tmp-scgi;
+    ${NGINX_EXTRA_HTTP:-}
+    include $MUSIC_API_ROOT/nginx/music-api-http.conf;
+    upstream music_api_fcgi { server unix:$API_SOCKET; }
+    server {
+        listen 127.0.0.1:$port ssl http2;
+        server_name localhost;
+        ssl_certificate $NGINX_DIR/cert.pem;
+        ssl_certificate_key $NGINX_DIR/key.pem;
+        include $MUSIC_API_ROOT/nginx/music-api-tls.conf;
+        include $MUSIC_API_ROOT/nginx/music-api-errors.conf;
+        include $MUSIC_API_ROOT/nginx/music-api-location.conf;
+    }
+}
+CONF
+  nginx -t -q -e "$NGINX_DIR/error.log" -p "$NGINX_DIR" -c "$NGINX_DIR/nginx.conf"
+  nginx -e "$NGINX_DIR/error.log" -p "$NGINX_DIR" -c "$NGINX_DIR/nginx.conf"
+  local i
+  for i in $(seq 1 50); do
+    curl -s -o /dev/null --cacert "$NGINX_DIR/cert.pem" "https://127.0.0.1:$port/" && return 0
+    sleep 0.1
+  done
+  die "nginx did not answer on 127.0.0.1:$port"
+}
+
+nginx_down() { stop_pid_file "$NGINX_PID"; }
+
+write_env_json() {
+  local port=$1 bin=$2
+  cat >"$STACK/env.json" <<JSON
+{
+  "base_url": "https://127.0.0.1:$port",
+  "host": "127.0.0.1",
+  "port": $port,
+  "ca_file": "$NGINX_DIR/cert.pem",
+  "admin": "$bin/music-admin",
+  "api": "$bin/music-api",
+  "db_owner": "$DB_OWNER",
+  "db_api": "$DB_API",
+  "psql": "$(command -v psql)",
+  "pepper_file": "$API_PEPPER",
+  "api_log": "$API_LOG",
+  "api_conf": "$API_CONF",
+  "api_pid_file": "$API_PID",
+  "api_socket": "$API_SOCKET",
+  "pg_data": "$PG_DATA",
+  "pg_bin": "$PG_BIN",
+  "nginx_dir": "$NGINX_DIR",
+  "root": "$MUSIC_API_ROOT"
+}
+JSON
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# stack_up DIR BIN_DIR PORT [WORKERS]
+stack_up() {
+  stack_paths "$1"
+  pg_up
+  api_up "$2" "${4:-4}"
+  nginx_up "$3"
+  write_env_json "$3" "$2"
+}
+
+# stack_down DIR: stops what stack_up started (by PID file), keeps the data.
+stack_down() {
+  stack_paths "$1"
+  nginx_down
+  api_down
+  pg_down
+}

@@ -1,0 +1,64 @@
+// The configuration table: defaults, file errors with file:line, environment overrides.
+#include <boost/test/unit_test.hpp>
+#include <cstdlib>
+#include <fstream>
+
+#include "core/config.hpp"
+
+using namespace music_api;
+
+namespace {
+
+std::string WriteTemp(const std::string& text) {
+  char path[] = "/tmp/music-api-config-XXXXXX";
+  int fd = mkstemp(path);
+  BOOST_REQUIRE(fd >= 0);
+  close(fd);
+  std::ofstream(path) << text;
+  return path;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(config)
+
+BOOST_AUTO_TEST_CASE(defaults_and_file_values) {
+  unsetenv("MUSIC_API_DB");
+  unsetenv("MUSIC_API_PEPPER_FILE");
+  auto path = WriteTemp("# comment\n\nworkers = 3\nlisten=/tmp/x.sock\nlisten_mode = 0600\n");
+  auto config = LoadConfig(path, true, {});
+  BOOST_REQUIRE_MESSAGE(config, (config ? "" : config.error()));
+  BOOST_CHECK_EQUAL(config->workers, 3);
+  BOOST_CHECK_EQUAL(config->listen, "/tmp/x.sock");
+  BOOST_CHECK_EQUAL(config->listen_mode, 0600u);
+  BOOST_CHECK_EQUAL(config->request_timeout_seconds, 10);
+  BOOST_CHECK_EQUAL(config->database, "dbname=music user=music_api");
+  std::remove(path.c_str());
+}
+
+BOOST_AUTO_TEST_CASE(errors_name_file_line_and_key) {
+  auto path = WriteTemp("workers = 2\nworkers = many\n");
+  auto config = LoadConfig(path, true, {});
+  BOOST_REQUIRE(!config);
+  BOOST_CHECK_MESSAGE(config.error().find(path + ":2: workers:") == 0, config.error());
+  std::remove(path.c_str());
+  path = WriteTemp("no_such_key = 1\n");
+  config = LoadConfig(path, true, {});
+  BOOST_REQUIRE(!config);
+  BOOST_CHECK(config.error().find("unknown key 'no_such_key'") != std::string::npos);
+  std::remove(path.c_str());
+  BOOST_CHECK(!LoadConfig("/nonexistent/music-api.conf", true, {}));
+  BOOST_CHECK(LoadConfig("/nonexistent/music-api.conf", false, {}));
+}
+
+BOOST_AUTO_TEST_CASE(flags_then_environment_override) {
+  setenv("MUSIC_API_DB", "host=/tmp dbname=x", 1);
+  auto config = LoadConfig("/nonexistent", false, {{"workers", "5"}});
+  unsetenv("MUSIC_API_DB");
+  BOOST_REQUIRE(config);
+  BOOST_CHECK_EQUAL(config->workers, 5);
+  BOOST_CHECK_EQUAL(config->database, "host=/tmp dbname=x");
+  BOOST_CHECK(!LoadConfig("/nonexistent", false, {{"workers", "-1"}}));
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,105 @@
+// Routing, key extraction and the authorization decision, without a database.
+#include <boost/test/unit_test.hpp>
+
+#include "core/secrets.hpp"
+#include "http/auth.hpp"
+#include "http/route.hpp"
+
+using namespace music_api;
+
+BOOST_AUTO_TEST_SUITE(route)
+
+BOOST_AUTO_TEST_CASE(matches_the_listing_with_or_without_slash) {
+  for (std::string_view path : {"/v1/music/org_abc/tracks", "/v1/music/org_abc/tracks/"}) {
+    auto r = MatchRoute("GET", path);
+    BOOST_REQUIRE(r);
+    BOOST_CHECK_EQUAL(*r->organization_id, "org_abc");
+  }
+  BOOST_CHECK(MatchRoute("HEAD", "/v1/music/org_abc/tracks"));
+}
+
+BOOST_AUTO_TEST_CASE(other_paths_are_404_before_methods) {
+  for (std::string_view path : {"/v1/music/", "/v1/music/org_a", "/v1/music/org_a/other", "/v1/music//tracks",
+                                "/v1/music/org_a/tracks/x", "/v1/music/org_a/tracks//", "/v2/music/org_a/tracks"}) {
+    auto r = MatchRoute("POST", path);
+    BOOST_REQUIRE(!r);
+    BOOST_CHECK(r.error().code == ErrorCode::kResourceNotFound);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(other_methods_are_405) {
+  for (std::string_view method : {"POST", "PUT", "DELETE", "PATCH", "OPTIONS", "get"}) {
+    auto r = MatchRoute(method, "/v1/music/org_a/tracks");
+    BOOST_REQUIRE(!r);
+    BOOST_CHECK(r.error().code == ErrorCode::kMethodNotAllowed);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(malformed_org_still_routes_without_an_id) {
+  for (std::string_view path : {"/v1/music/org_%27/tracks", "/v1/music/not-an-org/tracks", "/v1/music/org_%zz/tracks",
+                                "/v1/music/org_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/tracks"}) {
+    auto r = MatchRoute("GET", path);
+    BOOST_REQUIRE(r);
+    BOOST_CHECK(!r->organization_id);
+  }
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(auth)
+
+BOOST_AUTO_TEST_CASE(presented_key_sources) {
+  BOOST_CHECK_EQUAL(*PresentedApiKey("abc", "Bearer xyz"), "abc");
+  BOOST_CHECK_EQUAL(*PresentedApiKey("", "Bearer xyz"), "xyz");
+  BOOST_CHECK_EQUAL(*PresentedApiKey("", "bEaReR   xyz"), "xyz");
+  BOOST_CHECK(!PresentedApiKey("", ""));
+  BOOST_CHECK(!PresentedApiKey("", "Bearer "));
+  BOOST_CHECK(!PresentedApiKey("", "Basic dXNlcjpwYXNz"));
+  BOOST_CHECK(!PresentedApiKey("", "Bearerxyz"));
+}
+
+BOOST_AUTO_TEST_CASE(key_format) {
+  ApiKeyParts key = NewApiKey();
+  auto parsed = ParseApiKey(FormatApiKey(key));
+  BOOST_REQUIRE(parsed);
+  BOOST_CHECK_EQUAL(parsed->id, key.id);
+  BOOST_CHECK_EQUAL(parsed->secret, key.secret);
+  BOOST_CHECK(IsApiKeyId(key.id));
+  BOOST_CHECK(!ParseApiKey("mk_short_secret"));
+  BOOST_CHECK(!ParseApiKey(FormatApiKey(key) + "x"));
+  BOOST_CHECK(!ParseApiKey("' OR 1=1 --"));
+}
+
+BOOST_AUTO_TEST_CASE(authorization_decisions) {
+  const std::string pepper = "0123456789abcdef0123";
+  ApiKeyParts key = NewApiKey();
+  KeyRecord good{HashApiKeySecret(pepper, key), "usr_1", false, false, true, true};
+  auto code = [&](std::optional<KeyRecord> record, bool org_ok = true) {
+    auto r = Authorize(record, key, pepper, org_ok);
+    return r ? std::string("ok") : std::string(Describe(r.error().code).code);
+  };
+  BOOST_CHECK_EQUAL(code(good), "ok");
+  BOOST_CHECK_EQUAL(code(std::nullopt), "INVALID_API_KEY");
+  KeyRecord wrong = good;
+  wrong.secret_hash = HashApiKeySecret(pepper, NewApiKey());
+  wrong.expired = true;  // a wrong secret never learns that the key expired
+  BOOST_CHECK_EQUAL(code(wrong), "INVALID_API_KEY");
+  KeyRecord revoked = good;
+  revoked.revoked = true;
+  BOOST_CHECK_EQUAL(code(revoked), "INVALID_API_KEY");
+  KeyRecord expired = good;
+  expired.expired = true;
+  BOOST_CHECK_EQUAL(code(expired), "API_KEY_EXPIRED");
+  BOOST_CHECK_EQUAL(code(good, false), "ORGANIZATION_ACCESS_DENIED");
+  KeyRecord outsider = good;
+  outsider.member = false;
+  BOOST_CHECK_EQUAL(code(outsider), "ORGANIZATION_ACCESS_DENIED");
+  KeyRecord no_capability = good;
+  no_capability.can_generate = false;
+  BOOST_CHECK_EQUAL(code(no_capability), "INSUFFICIENT_PERMISSIONS");
+  // The pepper matters: the same secret under another pepper does not verify.
+  BOOST_CHECK_EQUAL(code(KeyRecord{HashApiKeySecret("another-pepper-value!", key), "usr_1", false, false, true, true}),
+                    "INVALID_API_KEY");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
