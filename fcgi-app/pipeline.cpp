@@ -55,6 +55,7 @@ void Handle(const Request& request, std::string_view trace_id, PipelineContext& 
     return;
   }
   response.status = 200;
+  response.content_type = kJsonContentType;
   response.error.reset();
   response.retry_after_seconds = 0;
   response.rows = page->tracks->size();

@@ -24,11 +24,12 @@ FailureKind Classify(std::string_view sqlstate, bool session_broken) {
   return FailureKind::kInternal;
 }
 
-std::string WithConnectTimeout(std::string conninfo) {
+std::string WithConnectTimeout(std::string_view conninfo) {
   // Without connect_timeout libpq waits for TCP as long as the kernel does; a worker must not.
+  std::string result(conninfo);
   bool is_uri = conninfo.starts_with("postgres://") || conninfo.starts_with("postgresql://");
-  if (!is_uri && conninfo.find("connect_timeout") == std::string::npos) conninfo += " connect_timeout=3";
-  return conninfo;
+  if (!is_uri && conninfo.find("connect_timeout") == std::string_view::npos) result += " connect_timeout=3";
+  return result;
 }
 
 }  // namespace
@@ -84,7 +85,7 @@ struct Database::Statements {
 };
 
 Database::Database(std::string conninfo, int statement_timeout_ms)
-    : conninfo_(WithConnectTimeout(std::move(conninfo))), statement_timeout_(std::to_string(statement_timeout_ms)) {}
+    : conninfo_(WithConnectTimeout(conninfo)), statement_timeout_(std::to_string(statement_timeout_ms)) {}
 
 Database::~Database() { CloseSession(); }
 
@@ -117,6 +118,7 @@ bool Database::Connect(std::string_view trace_id) {
     return true;
   } catch (const std::exception& e) {
     CloseSession();
+    ++failures_;
     Log("error", "db_connect_failed", {{"trace_id", trace_id}, {"error", e.what()}});
     return false;
   }
@@ -136,12 +138,21 @@ auto Database::Run(std::string_view what, std::string_view trace_id, Body&& body
     } catch (const std::exception& e) {
       Log("error", "db_error", {{"trace_id", trace_id}, {"query", what}, {"error", e.what()}});
     }
+    ++failures_;
     bool broken = SessionBroken();
     // Whatever the statements held is suspect now; a page is only ever rendered from a clean fetch.
     if (broken) CloseSession();
     if (Classify(sqlstate, broken) == FailureKind::kInternal) return Fail(ErrorCode::kInternalError);
     if (!broken || attempt >= 1) return Fail(ErrorCode::kServiceUnavailable);
   }
+}
+
+Result<bool> Database::Ping(std::string_view trace_id) {
+  return Run("ping", trace_id, [&]() -> bool {
+    int one = 0;
+    *session_ << sql::kPing, soci::into(one);
+    return one == 1;
+  });
 }
 
 Result<std::optional<KeyRecord>> Database::FindKey(std::string_view key_id, std::string_view org_id,

@@ -35,6 +35,10 @@ class Database {
   // The page stays valid until the next call.
   Result<const TrackPage*> ListTracks(std::string_view org_id, std::string_view user_id, const ListParams& params,
                                       std::string_view trace_id);
+  // One round trip, for the health check.
+  Result<bool> Ping(std::string_view trace_id);
+  // Database calls that failed since the worker started (for the status page).
+  uint64_t failures() const { return failures_; }
   // Opens the session now if it is not open (workers call this at start, to fail fast in logs).
   bool Connect(std::string_view trace_id);
 
@@ -50,6 +54,7 @@ class Database {
   std::string statement_timeout_;
   std::unique_ptr<soci::session> session_;
   std::unique_ptr<Statements> statements_;
+  uint64_t failures_ = 0;
 };
 
 }  // namespace music_api

@@ -11,6 +11,9 @@ struct Request {
   std::string_view query;          // QUERY_STRING
   std::string_view x_api_key;      // HTTP_X_API_KEY
   std::string_view authorization;  // HTTP_AUTHORIZATION
+  // MUSIC_API_INTERNAL: set only by nginx's host-only status location ("status" or "ping");
+  // a client cannot set FastCGI params, only HTTP_* headers.
+  std::string_view internal_endpoint;
 
   std::string_view Path() const { return uri.substr(0, uri.find('?')); }
 };

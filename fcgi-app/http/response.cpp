@@ -10,6 +10,7 @@ namespace music_api {
 void SetError(Response& response, const ApiError& error, std::string_view trace_id, int retry_after_seconds) {
   const ErrorInfo& info = Describe(error.code);
   response.status = info.status;
+  response.content_type = kJsonContentType;
   response.error = error.code;
   response.rows = 0;
   response.retry_after_seconds = error.code == ErrorCode::kServiceUnavailable ? retry_after_seconds : 0;
@@ -36,9 +37,10 @@ void AppendCgiHeaders(const Response& response, std::string_view trace_id, std::
   AppendJsonInteger(out, response.status);
   out.push_back(' ');
   out.append(ReasonPhrase(response.status));
+  out.append("\r\nContent-Type: ");
+  out.append(response.content_type);
   out.append(
-      "\r\nContent-Type: application/json; charset=utf-8\r\n"
-      "Cache-Control: private, no-store\r\n"
+      "\r\nCache-Control: private, no-store\r\n"
       "X-Content-Type-Options: nosniff\r\n"
       "X-Request-ID: ");
   out.append(trace_id);

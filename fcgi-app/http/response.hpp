@@ -9,8 +9,11 @@
 
 namespace music_api {
 
+inline constexpr std::string_view kJsonContentType = "application/json; charset=utf-8";
+
 struct Response {
   int status = 200;
+  std::string_view content_type = kJsonContentType;
   std::string body;
   std::optional<ErrorCode> error;  // set on every error response (logs and metrics)
   size_t rows = 0;                 // items in a 200 page

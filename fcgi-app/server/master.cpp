@@ -42,6 +42,7 @@ class Master {
   Config config_;
   std::string pepper_;
   ListenSocket socket_;
+  SharedStats* stats_ = nullptr;
   MasterOptions options_;
   // pid → generation; workers of an older generation are being retired after a reload.
   std::map<pid_t, int> workers_;
@@ -74,7 +75,7 @@ void Master::Spawn() {
     Log("error", "fork_failed", {{"errno", std::to_string(errno)}});
     return;
   }
-  if (pid == 0) RunWorker(config_, pepper_, socket_.fd);
+  if (pid == 0) RunWorker(config_, pepper_, socket_.fd, *stats_);
   workers_[pid] = generation_;
 }
 
@@ -86,12 +87,14 @@ void Master::Reap() {
     if (it == workers_.end()) continue;
     bool current = it->second == generation_;
     workers_.erase(it);
+    stats_->ReleaseSlot(pid);
     bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
     std::string how = WIFSIGNALED(status) ? "signal " + std::to_string(WTERMSIG(status))
                                           : "status " + std::to_string(WEXITSTATUS(status));
     Log(clean ? "info" : "warn", "worker_exited", {{"pid", std::to_string(pid)}, {"how", how}});
     if (stopping_ || !current) continue;
     ++restarts_;
+    stats_->restarts.fetch_add(1);
     if (!clean) {
       // Like PHP-FPM's emergency_restart_threshold: a worker pool dying in a loop backs off
       // (1 s, doubling to 30 s) instead of burning the CPU on fork after fork.
@@ -150,6 +153,11 @@ void Master::BeginStop() {
 }
 
 int Master::Run() {
+  stats_ = SharedStats::Create();
+  if (!stats_) {
+    Log("error", "stats_mmap_failed", {{"errno", std::to_string(errno)}});
+    return 1;
+  }
   sigset_t signals;
   sigemptyset(&signals);
   for (int s : {SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP}) sigaddset(&signals, s);

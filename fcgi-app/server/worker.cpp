@@ -15,6 +15,7 @@
 #include "core/secrets.hpp"
 #include "http/response.hpp"
 #include "pipeline.hpp"
+#include "server/status_page.hpp"
 
 namespace music_api {
 namespace {
@@ -49,7 +50,7 @@ std::string_view Param(const FCGX_Request& request, const char* name) {
 
 }  // namespace
 
-void RunWorker(const Config& config, const std::string& pepper, int listen_fd) {
+void RunWorker(const Config& config, const std::string& pepper, int listen_fd, SharedStats& stats) {
   InstallSignals();
   std::string pid = std::to_string(getpid());
   if (FCGX_Init() != 0) {
@@ -63,6 +64,11 @@ void RunWorker(const Config& config, const std::string& pepper, int listen_fd) {
   Database database(config.database, config.request_timeout_seconds * 1000);
   database.Connect("worker_start");
   PipelineContext context{database, pepper, config.retry_after_seconds};
+  const int slot = stats.ClaimSlot(getpid());
+  auto set_state = [&](WorkerState state) {
+    if (slot >= 0) stats.slots[slot].state.store(static_cast<int32_t>(state), std::memory_order_relaxed);
+  };
+  uint64_t failures_reported = 0;
   Log("info", "worker_started", {{"pid", pid}});
 
   Response response;
@@ -77,14 +83,20 @@ void RunWorker(const Config& config, const std::string& pepper, int listen_fd) {
       break;
     }
     auto started = std::chrono::steady_clock::now();
+    set_state(WorkerState::kBusy);
     // Last resort if a request hangs outside the database (statement_timeout covers the database):
     // the default SIGALRM action ends the worker, and the master replaces it.
     alarm(static_cast<unsigned>(config.request_timeout_seconds * 2 + 1));
     Request request{Param(fcgi, "REQUEST_METHOD"), Param(fcgi, "REQUEST_URI"), Param(fcgi, "QUERY_STRING"),
-                    Param(fcgi, "HTTP_X_API_KEY"), Param(fcgi, "HTTP_AUTHORIZATION")};
+                    Param(fcgi, "HTTP_X_API_KEY"), Param(fcgi, "HTTP_AUTHORIZATION"),
+                    Param(fcgi, "MUSIC_API_INTERNAL")};
     std::string trace_id = NewTraceId();
     try {
-      Handle(request, trace_id, context, response);
+      if (request.internal_endpoint.empty()) {
+        Handle(request, trace_id, context, response);
+      } else {
+        HandleInternal(request, trace_id, stats, database, config.retry_after_seconds, response);
+      }
     } catch (const std::exception& e) {
       Log("error", "unhandled_exception", {{"trace_id", trace_id}, {"error", e.what()}});
       SetError(response, ApiError::Of(ErrorCode::kInternalError), trace_id, config.retry_after_seconds);
@@ -100,6 +112,10 @@ void RunWorker(const Config& config, const std::string& pepper, int listen_fd) {
     alarm(0);
 
     double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+    stats.RecordRequest(slot, response.status, ms);
+    stats.database_errors.fetch_add(database.failures() - failures_reported, std::memory_order_relaxed);
+    failures_reported = database.failures();
+    set_state(WorkerState::kIdle);
     char duration[32];
     std::snprintf(duration, sizeof duration, "%.3f", ms);
     Log("info", "request",
