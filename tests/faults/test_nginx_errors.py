@@ -1,0 +1,478 @@
+"""Every response nginx makes itself is the API's JSON error envelope (issue 4).
+
+Run as `MUSIC_API_STACK=DIR python3 tests/faults/test_nginx_errors.py` against a running stack
+(see tests/support/musicapi.py). Through nginx over HTTPS (HTTP/1.1):
+
+- music-api stopped: 503 SERVICE_UNAVAILABLE with Retry-After, then music-api restarted the way
+  scripts/lib/stack.sh starts it and 200s again;
+- oversized request headers: 431 HEADERS_TOO_LARGE; long URIs: 414 URI_TOO_LONG; a request body
+  over 1 KB: 413 PAYLOAD_TOO_LARGE; malformed requests: 400 BAD_REQUEST;
+- the rate limit (music-api-http.conf: 20 r/s per key id, burst 40): 429 RATE_LIMIT_EXCEEDED with
+  Retry-After, per key id (not per header, not per secret), a different key unaffected.
+
+This file stops and restarts music-api, so it must not run beside other tests of the same stack.
+Whatever happens, the stack is left running (tearDown restarts music-api if it is down).
+"""
+
+import http.client
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+
+from musicapi import (  # noqa: E402
+    ApiTestCase, Headers, Response, World, key_id, load_env, request, ssl_context, tracks_path,
+    unique)
+
+RATE = 20      # requests per second per key (nginx/music-api-http.conf)
+BURST = 40     # burst (nginx/music-api-location.conf)
+
+
+# --------------------------------------------------------------------------- processes
+
+def read_pid(path):
+    try:
+        with open(path, encoding="ascii") as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def alive(pid):
+    """True if pid runs (a zombie counts as gone)."""
+    if not pid:
+        return False
+    try:
+        with open("/proc/%d/stat" % pid, encoding="ascii", errors="replace") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2:].split()[0] != "Z"
+
+
+def wait_gone(pid, timeout):
+    deadline = time.monotonic() + timeout
+    while alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def api_running():
+    return alive(read_pid(load_env()["api_pid_file"]))
+
+
+def start_api():
+    """Start music-api as scripts/lib/stack.sh api_up does; writes and returns the new PID."""
+    e = load_env()
+    script = ('env -u MUSIC_API_DB -u MUSIC_API_PEPPER_FILE "$0" --config "$1" '
+              '>>"$2" 2>&1 </dev/null & echo $!')
+    p = subprocess.run(["sh", "-c", script, e["api"], e["api_conf"], e["api_log"]],
+                       stdin=subprocess.DEVNULL, capture_output=True, timeout=30, check=True)
+    pid = int(p.stdout.decode().strip())
+    with open(e["api_pid_file"], "w", encoding="ascii") as f:
+        f.write("%d\n" % pid)
+    deadline = time.monotonic() + 15
+    while not os.path.exists(e["api_socket"]):
+        if not alive(pid) or time.monotonic() > deadline:
+            raise AssertionError("music-api (pid %d) did not open %s" % (pid, e["api_socket"]))
+        time.sleep(0.05)
+    return pid
+
+
+def stop_api():
+    """SIGTERM the master from the PID file and wait for it to exit; returns its PID."""
+    pid = read_pid(load_env()["api_pid_file"])
+    if not alive(pid):
+        return pid
+    os.kill(pid, signal.SIGTERM)
+    if not wait_gone(pid, 20):
+        raise AssertionError("music-api master %d did not exit within 20 s of SIGTERM" % pid)
+    return pid
+
+
+def ensure_api_running():
+    if not api_running():
+        start_api()
+
+
+# --------------------------------------------------------------------------- raw HTTP
+
+def raw_exchange(data, timeout=15):
+    """Send raw bytes over TLS (HTTP/1.1) and parse the one response nginx sends back."""
+    e = load_env()
+    ctx = ssl_context()
+    ctx.set_alpn_protocols(["http/1.1"])
+    buf = b""
+    with socket.create_connection((e["host"], int(e["port"])), timeout=timeout) as s:
+        with ctx.wrap_socket(s, server_hostname="localhost") as t:
+            try:
+                t.sendall(data)
+            except (ssl.SSLError, OSError):
+                pass    # nginx may answer and close before it has read everything
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                try:
+                    chunk = t.recv(65536)
+                except (ssl.SSLError, ConnectionResetError):
+                    break
+                if not chunk:
+                    break
+                buf += chunk
+                if b"\r\n\r\n" in buf:
+                    head, body = buf.split(b"\r\n\r\n", 1)
+                    length = None
+                    for line in head.split(b"\r\n")[1:]:
+                        k, _, v = line.partition(b":")
+                        if k.strip().lower() == b"content-length":
+                            length = int(v.strip())
+                    if length is not None and len(body) >= length:
+                        break
+    if b"\r\n\r\n" not in buf:
+        raise AssertionError("no complete response to %r: %r" % (data[:200], buf[:500]))
+    head, body = buf.split(b"\r\n\r\n", 1)
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    pairs = []
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        pairs.append((k.strip(), v.strip()))
+    return Response(status, Headers(pairs), body)
+
+
+def raw_get(target, extra=b""):
+    e = load_env()
+    return raw_exchange(b"GET " + target + b" HTTP/1.1\r\nHost: %s:%d\r\n" % (
+        e["host"].encode(), int(e["port"])) + extra + b"Connection: close\r\n\r\n")
+
+
+class NginxErrorCase(ApiTestCase):
+    def assert_nginx_error(self, r, status, code, etype):
+        self.assertNotIn(b"<html", r.body.lower(), r.body[:300])
+        return self.assert_error(r, status, code, etype)
+
+    def assert_retry_after(self, r):
+        value = r.headers.get("Retry-After")
+        self.assertIsNotNone(value, "no Retry-After in %r" % (r.headers,))
+        self.assertRegex(value, r"^[0-9]+$")
+        self.assertGreaterEqual(int(value), 1)
+        self.assertLessEqual(int(value), 120)
+        return int(value)
+
+
+# =========================================================================== workers stopped
+
+class WorkersStoppedTests(NginxErrorCase):
+    @classmethod
+    def setUpClass(cls):
+        ensure_api_running()
+        w = cls.w = World("nx-stop")
+        cls.org = w.org()
+        cls.user, cls.key = w.principal(cls.org)
+        t = w.track(cls.org)
+        w.save(cls.org, cls.user, t, "2025-04-01T10:00:00Z")
+
+    def tearDown(self):
+        ensure_api_running()
+
+    def test_workers_stopped_503_then_200_after_restart(self):
+        e = load_env()
+        before = self.listing(self.org, self.key)
+        old_pid = read_pid(e["api_pid_file"])
+        self.assertTrue(alive(old_pid), "music-api is not running before the test")
+        cases = [
+            ("GET", tracks_path(self.org), {"X-API-Key": self.key}, None),
+            ("GET", tracks_path(self.org, "limit=5&mode=focus"),
+             {"Authorization": "Bearer " + self.key}, None),
+            ("GET", tracks_path(self.org), {}, None),
+            ("GET", "/v1/music/%s/other" % self.org, {"X-API-Key": self.key}, None),
+            ("GET", tracks_path("org_nope", "limit=abc"), {"X-API-Key": "garbage"}, None),
+            ("POST", tracks_path(self.org), {"X-API-Key": self.key}, b"{}"),
+            ("HEAD", tracks_path(self.org), {"X-API-Key": self.key}, None),
+        ]
+        try:
+            stop_api()
+            self.assertFalse(api_running())
+            for method, path, headers, body in cases:
+                with self.subTest(method=method, path=path[:60]):
+                    t0 = time.monotonic()
+                    r = request(method, path, headers, body=body, timeout=20)
+                    elapsed = time.monotonic() - t0
+                    self.assertLess(elapsed, 6.0, "answer took %.1f s" % elapsed)
+                    if method == "HEAD":
+                        self.assertEqual(r.status, 503)
+                        self.assert_common_headers(r)
+                    else:
+                        self.assert_nginx_error(r, 503, "SERVICE_UNAVAILABLE", "server_error")
+                    self.assert_retry_after(r)
+        finally:
+            ensure_api_running()
+        new_pid = read_pid(e["api_pid_file"])
+        self.assertTrue(alive(new_pid))
+        self.assertNotEqual(new_pid, old_pid)
+        deadline = time.monotonic() + 15
+        while True:
+            r = request("GET", tracks_path(self.org), {"X-API-Key": self.key})
+            if r.status == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        self.assertEqual(r.status, 200, r.body[:300])
+        self.assert_common_headers(r)
+        self.assertEqual(r.json(), before)
+        # and every worker of the new pool answers
+        for _ in range(12):
+            self.assertEqual(self.listing(self.org, self.key), before)
+
+
+# =========================================================================== limits on requests
+
+class RequestLimitTests(NginxErrorCase):
+    @classmethod
+    def setUpClass(cls):
+        ensure_api_running()
+        w = cls.w = World("nx-limit")
+        cls.org = w.org()
+        cls.user, cls.key = w.principal(cls.org)
+        cls.path = tracks_path(cls.org)
+
+    def test_one_oversized_header_is_431(self):
+        big = "a" * 10240
+        for name, headers in (
+                ("X-Filler", {"X-API-Key": self.key, "X-Filler": big}),
+                ("X-API-Key", {"X-API-Key": "mk_" + big}),
+                ("Authorization", {"Authorization": "Bearer mk_" + big}),
+                ("Cookie", {"X-API-Key": self.key, "Cookie": "c=" + big}),
+                ("no key", {"X-Filler": big})):
+            with self.subTest(header=name):
+                r = request("GET", self.path, headers)
+                self.assert_nginx_error(r, 431, "HEADERS_TOO_LARGE", "invalid_request_error")
+
+    def test_headers_too_large_in_total_is_431(self):
+        headers = [("X-API-Key", self.key)] + [("X-Filler-%d" % i, "b" * 7000) for i in range(6)]
+        r = request("GET", self.path, headers)
+        self.assert_nginx_error(r, 431, "HEADERS_TOO_LARGE", "invalid_request_error")
+
+    def test_header_limit_elsewhere_under_v1_music(self):
+        r = request("GET", "/v1/music/%s/other" % self.org, {"X-Filler": "c" * 10240})
+        self.assert_nginx_error(r, 431, "HEADERS_TOO_LARGE", "invalid_request_error")
+
+    def test_long_query_is_414(self):
+        for size in (9000, 20000):
+            for key in (self.key, None):
+                with self.subTest(size=size, key=bool(key)):
+                    r = request("GET", tracks_path(self.org, "mode=" + "a" * size),
+                                {"X-API-Key": key} if key else {})
+                    self.assert_nginx_error(r, 414, "URI_TOO_LONG", "invalid_request_error")
+
+    def test_long_path_is_414(self):
+        r = request("GET", tracks_path("org_" + "a" * 20000), {"X-API-Key": self.key})
+        self.assert_nginx_error(r, 414, "URI_TOO_LONG", "invalid_request_error")
+        r = request("GET", "/v1/music/" + "x/" * 10000, {})
+        self.assert_nginx_error(r, 414, "URI_TOO_LONG", "invalid_request_error")
+
+    def test_body_over_1k_is_413(self):
+        for method, size in (("POST", 2000), ("GET", 1025), ("PUT", 64 * 1024),
+                             ("DELETE", 5000)):
+            with self.subTest(method=method, size=size):
+                r = request(method, self.path, {"X-API-Key": self.key,
+                                                "Content-Type": "application/json"},
+                            body=b"x" * size)
+                self.assert_nginx_error(r, 413, "PAYLOAD_TOO_LARGE", "invalid_request_error")
+
+    def test_body_at_1k_reaches_the_api(self):
+        r = request("POST", self.path, {"X-API-Key": self.key}, body=b"x" * 1024)
+        self.assert_error(r, 405, "METHOD_NOT_ALLOWED", "invalid_request_error")
+
+    def test_announced_huge_body_is_413_without_sending_it(self):
+        e = load_env()
+        t0 = time.monotonic()
+        r = raw_exchange(b"POST %s HTTP/1.1\r\nHost: %s\r\nX-API-Key: %s\r\n"
+                         b"Content-Length: 1000000000\r\nConnection: close\r\n\r\n"
+                         % (self.path.encode(), e["host"].encode(), self.key.encode()))
+        self.assertLess(time.monotonic() - t0, 5)
+        self.assert_nginx_error(r, 413, "PAYLOAD_TOO_LARGE", "invalid_request_error")
+
+    def test_chunked_body_over_1k_is_413(self):
+        e = load_env()
+        chunk = b"y" * 2048
+        r = raw_exchange(b"POST %s HTTP/1.1\r\nHost: %s\r\nX-API-Key: %s\r\n"
+                         b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                         b"%x\r\n%s\r\n0\r\n\r\n"
+                         % (self.path.encode(), e["host"].encode(), self.key.encode(),
+                            len(chunk), chunk))
+        self.assert_nginx_error(r, 413, "PAYLOAD_TOO_LARGE", "invalid_request_error")
+
+    def test_malformed_request_line_is_400(self):
+        for line in (b"GARBAGE\r\n\r\n", b"GET\r\n\r\n",
+                     b"GET /v1/music/x/tracks HTTP/9.9x\r\nHost: a\r\n\r\n"):
+            with self.subTest(line=line[:30]):
+                r = raw_exchange(line)
+                self.assert_nginx_error(r, 400, "BAD_REQUEST", "invalid_request_error")
+
+    def test_malformed_headers_are_400(self):
+        e = load_env()
+        host = b"Host: %s\r\n" % e["host"].encode()
+        path = self.path.encode()
+        for name, data in (
+                ("header line without colon",
+                 b"GET " + path + b" HTTP/1.1\r\n" + host + b"Bad Header Line\r\n\r\n"),
+                ("no Host in HTTP/1.1", b"GET " + path + b" HTTP/1.1\r\n\r\n"),
+                ("bad Content-Length",
+                 b"GET " + path + b" HTTP/1.1\r\n" + host + b"Content-Length: abc\r\n\r\n"),
+                ("two Hosts", b"GET " + path + b" HTTP/1.1\r\n" + host + host + b"\r\n")):
+            with self.subTest(case=name):
+                r = raw_exchange(data)
+                self.assert_nginx_error(r, 400, "BAD_REQUEST", "invalid_request_error")
+
+
+# =========================================================================== rate limit
+
+class RateLimitTests(NginxErrorCase):
+    @classmethod
+    def setUpClass(cls):
+        ensure_api_running()
+        w = cls.w = World("nx-rate")
+        cls.org = w.org()
+        cls.user, cls.key = w.principal(cls.org)
+        cls.other_user, cls.other_key = w.principal(cls.org)
+        t = w.track(cls.org)
+        w.save(cls.org, cls.user, t, "2025-04-01T10:00:00Z")
+        cls.path = tracks_path(cls.org)
+
+    def burst(self, headers_for, n=100, threads=4):
+        """n quick requests on `threads` kept-alive connections; headers_for(i) -> dict.
+
+        Returns ([Response], seconds). Raw http.client: no retry on 429.
+        """
+        e = load_env()
+        results = [None] * n
+        errors = []
+
+        def run(tid):
+            conn = None
+            try:
+                for i in range(tid, n, threads):
+                    for attempt in range(2):
+                        if conn is None:
+                            conn = http.client.HTTPSConnection(
+                                e["host"], int(e["port"]), context=ssl_context(), timeout=15)
+                        try:
+                            conn.request("GET", self.path, headers=headers_for(i))
+                            resp = conn.getresponse()
+                            body = resp.read()
+                        except (http.client.HTTPException, OSError):
+                            conn.close()
+                            conn = None
+                            if attempt:
+                                raise
+                            continue
+                        results[i] = Response(resp.status, Headers(resp.getheaders()), body)
+                        if resp.will_close:
+                            conn.close()
+                            conn = None
+                        break
+            except Exception as ex:  # noqa: BLE001 - reported by the main thread
+                errors.append(repr(ex))
+            finally:
+                if conn is not None:
+                    conn.close()
+
+        t0 = time.monotonic()
+        workers = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
+        for t in workers:
+            t.start()
+        for t in workers:
+            t.join(60)
+        elapsed = time.monotonic() - t0
+        self.assertEqual(errors, [])
+        self.assertNotIn(None, results)
+        return results, elapsed
+
+    def max_allowed(self, elapsed):
+        # nginx's leaky bucket: the burst, plus what drains while the burst is being sent
+        return BURST + 1 + int(RATE * elapsed) + 2
+
+    def check_429s(self, responses):
+        for r in responses:
+            if r.status == 429:
+                self.assert_nginx_error(r, 429, "RATE_LIMIT_EXCEEDED", "rate_limit_error")
+                self.assert_retry_after(r)
+
+    @staticmethod
+    def count(responses):
+        out = {}
+        for r in responses:
+            out[r.status] = out.get(r.status, 0) + 1
+        return out
+
+    def test_burst_with_one_key_is_limited_and_other_keys_are_not(self):
+        u, k = self.w.principal(self.org)
+        rs, elapsed = self.burst(lambda i: {"X-API-Key": k})
+        counts = self.count(rs)
+        print("\nrate limit: 100 requests with one key in %.2f s -> %s" % (elapsed, counts))
+        self.assertEqual(set(counts) - {200, 429}, set(), counts)
+        self.assertGreaterEqual(counts.get(429, 0), 1, counts)
+        self.assertGreaterEqual(counts.get(200, 0), BURST, counts)
+        self.assertLessEqual(counts.get(200, 0), self.max_allowed(elapsed), counts)
+        self.check_429s(rs)
+        retry = int([r for r in rs if r.status == 429][0].headers["Retry-After"])
+        # another key (of another user, or of the same user) is not held back by that burst
+        for other in (self.other_key, self.w.key(u)):
+            with self.subTest(other=key_id(other)):
+                rs2, _ = self.burst(lambda i, other=other: {"X-API-Key": other}, n=30, threads=3)
+                self.assertEqual(self.count(rs2), {200: 30})
+        # and once Retry-After has passed, the limited key is served again
+        time.sleep(retry + 0.5)
+        r = request("GET", self.path, {"X-API-Key": k}, retry_rate_limited=False)
+        self.assertEqual(r.status, 200, r.body[:300])
+
+    def test_bearer_and_x_api_key_share_the_key_ids_limit(self):
+        _, k = self.w.principal(self.org)
+        rs, elapsed = self.burst(lambda i: {"X-API-Key": k} if i % 2
+                                 else {"Authorization": "Bearer " + k})
+        counts = self.count(rs)
+        self.assertEqual(set(counts) - {200, 429}, set(), counts)
+        self.assertGreaterEqual(counts.get(429, 0), 1, counts)
+        self.assertLessEqual(counts.get(200, 0), self.max_allowed(elapsed), counts)
+        self.check_429s(rs)
+
+    def test_wrong_secrets_for_one_key_id_are_limited(self):
+        _, k = self.w.principal(self.org)
+        kid = key_id(k)
+        rs, elapsed = self.burst(lambda i: {"X-API-Key": "%s_%s" % (kid, unique("s"))})
+        counts = self.count(rs)
+        self.assertEqual(set(counts) - {401, 429}, set(), counts)
+        self.assertGreaterEqual(counts.get(429, 0), 1, counts)
+        self.assertLessEqual(counts.get(401, 0), self.max_allowed(elapsed), counts)
+        self.check_429s(rs)
+        for r in rs:
+            if r.status == 401:
+                self.assert_error(r, 401, "INVALID_API_KEY", "authentication_error")
+
+    def test_requests_without_key_are_limited_per_address(self):
+        try:
+            rs, elapsed = self.burst(lambda i: {})
+            counts = self.count(rs)
+            self.assertEqual(set(counts) - {401, 429}, set(), counts)
+            self.assertGreaterEqual(counts.get(429, 0), 1, counts)
+            self.assertLessEqual(counts.get(401, 0), self.max_allowed(elapsed), counts)
+            self.check_429s(rs)
+            # a client with a key has its own allowance
+            r = request("GET", self.path, {"X-API-Key": self.other_key},
+                        retry_rate_limited=False)
+            self.assertEqual(r.status, 200, r.body[:300])
+        finally:
+            time.sleep(BURST / RATE + 0.5)   # let the address bucket drain for later tests
+
+
+if __name__ == "__main__":
+    load_env()
+    unittest.main(verbosity=2)

@@ -1,0 +1,443 @@
+"""The process manager on real processes (issue 3): crashes, reloads, recycling, stop, timeouts.
+
+Run as `MUSIC_API_STACK=DIR python3 tests/ops/test_process_manager.py` against a running
+stack (tests/support/stack up DIR BIN_DIR). Signals go only to this stack's master and its
+workers, by PID. Every test leaves the stack as it found it: same configuration file, a
+master in the PID file and a full pool serving 200. Measured figures are printed ([ops] lines).
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import opsutil  # noqa: E402
+from opsutil import (  # noqa: E402
+    Fixture, LogWatch, Stream, TableLock, alive, children, env, error_code, master_pid,
+    say, wait_exit, wait_for, wait_pool, wait_serving)
+from musicapi import ApiTestCase  # noqa: E402
+
+
+def pool_size():
+    return int(opsutil.conf_value("workers"))
+
+
+class ProcessManagerTests(ApiTestCase):
+    """Numbered so they run in this order; each is independent of the others."""
+
+    @classmethod
+    def setUpClass(cls):
+        e = env()
+        with open(e["api_conf"], encoding="utf-8") as f:
+            cls.conf_text = f.read()
+        cls.workers = pool_size()
+
+    def setUp(self):
+        self.ensure_stack()
+        self.master = master_pid()
+        self.pool, _ = wait_pool(self.workers, self.master, timeout=10)
+
+    def tearDown(self):
+        # Whatever happened, leave the file and the pool as they were.
+        e = env()
+        with open(e["api_conf"], encoding="utf-8") as f:
+            changed = f.read() != self.conf_text
+        if changed:
+            opsutil.restore_conf(self.conf_text)
+            if alive(master_pid()):
+                log = LogWatch()
+                os.kill(master_pid(), signal.SIGHUP)
+                log.wait_event("reloaded", 10)
+        self.ensure_stack()
+        wait_pool(self.workers, master_pid(), timeout=10)
+
+    @staticmethod
+    def ensure_stack():
+        """Restart music-api the harness's way if its master is gone."""
+        e = env()
+        try:
+            pid = master_pid()
+        except (FileNotFoundError, ValueError):
+            pid = None
+        if pid is not None and alive(pid):
+            return
+        say("master %s is gone: restarting music-api" % pid)
+        p = opsutil.start_api()
+        opsutil.wait_socket(e["api_socket"], p, timeout=15)
+
+    def assert_no_failures(self, stream):
+        self.assertEqual(stream.failures, [], "failed requests: %s" % stream.summary())
+        self.assertEqual(set(stream.statuses), {200}, stream.summary())
+
+    # ------------------------------------------------------------------- 1. kill -9
+
+    def test_1_kill9_worker_under_load_is_replaced(self):
+        fx = Fixture("ops-kill9", keys=4)
+        master, before = self.master, self.pool
+        log = LogWatch()
+        stream = Stream(fx, threads=4, duration=6.0, interval=0.08).start()
+        try:
+            time.sleep(2.0)
+            victim = before[len(before) // 2]
+            os.kill(victim, signal.SIGKILL)
+            kill_t = stream.elapsed()
+            after, recovery = wait_pool(self.workers, master, timeout=5, must_exclude=[victim])
+        finally:
+            stream.join()
+        say("kill -9: victim %d; replaced, pool of %d restored in %.3f s; stream: %s"
+            % (victim, len(after), recovery, stream.summary()))
+        for f in stream.failures:
+            say("kill -9: failed request at t=%.3f s (kill at t=%.3f s): %s" % (f["t"], kill_t, f))
+        self.assertLess(recovery, 2.0, "replacement took %.3f s" % recovery)
+        self.assertTrue(alive(master))
+        self.assertEqual(master_pid(), master)
+        new = set(after) - set(before)
+        self.assertEqual(len(new), 1, (before, after))
+        self.assertEqual(set(after) - new, set(before) - {victim})
+        self.assertGreaterEqual(stream.completed, 100, stream.summary())
+        # Only the request in flight on the killed worker may fail (one worker, one request),
+        # and nginx must have turned it into its 503 JSON envelope.
+        self.assertLessEqual(len(stream.failures), 1, stream.failures)
+        for f in stream.failures:
+            self.assertEqual((f.get("status"), f.get("code")), (503, "SERVICE_UNAVAILABLE"), f)
+            self.assertLess(abs(f["t"] - kill_t), 2.0, f)
+        exited = [ev for ev in log.events("worker_exited") if ev.get("pid") == str(victim)]
+        self.assertEqual(len(exited), 1, log.text())
+        self.assertEqual(exited[0].get("how"), "signal 9")
+        started = {ev.get("pid") for ev in log.events("worker_started")}
+        self.assertIn(str(new.pop()), started)
+
+    # ------------------------------------------------------------------- 2. SIGHUP
+
+    def test_2_sighup_under_load_replaces_every_worker_without_failures(self):
+        fx = Fixture("ops-hup", keys=4)
+        master, before = self.master, self.pool
+        log = LogWatch()
+        stream = Stream(fx, threads=4, duration=6.0, interval=0.08).start()
+        try:
+            time.sleep(2.0)
+            hup_t = stream.elapsed()
+            t0 = time.monotonic()
+            os.kill(master, signal.SIGHUP)
+            log.wait_event("reloaded", 5)
+            after, replaced = wait_pool(self.workers, master, timeout=10, must_exclude=before)
+            replaced = time.monotonic() - t0
+        finally:
+            stream.join()
+        say("SIGHUP at t=%.2f s: all %d workers replaced in %.3f s; stream: %s"
+            % (hup_t, len(after), replaced, stream.summary()))
+        self.assert_no_failures(stream)
+        self.assertGreaterEqual(stream.completed, 100, stream.summary())
+        self.assertEqual(master_pid(), master)
+        self.assertFalse(set(after) & set(before), (before, after))
+        self.assertEqual(log.events("reload_rejected"), [])
+        # The old workers left cleanly (SIGTERM handled: status 0, not killed by the signal).
+        exits = {ev["pid"]: ev.get("how") for ev in log.events("worker_exited")}
+        for pid in before:
+            self.assertEqual(exits.get(str(pid)), "status 0", log.text()[-3000:])
+        served_by = {ev.get("pid") for ev in log.events("request")}
+        self.assertTrue(served_by & {str(p) for p in after}, "new workers served nothing")
+
+    # ------------------------------------------------------------------- 3. broken reload
+
+    def test_3_sighup_with_broken_config_is_rejected_and_old_workers_serve(self):
+        fx = Fixture("ops-badhup", keys=2)
+        master, before = self.master, self.pool
+        e = env()
+        original = opsutil.rewrite_conf({"workers": "many"})
+        try:
+            log = LogWatch()
+            os.kill(master, signal.SIGHUP)
+            rejected = log.wait_event("reload_rejected", 5)[0]
+            say("broken reload: %s" % rejected)
+            self.assertEqual(rejected.get("level"), "error")
+            self.assertIn(e["api_conf"], rejected.get("error", ""))
+            self.assertIn("workers", rejected.get("error", ""))
+            stream = Stream(fx, threads=2, duration=3.0, interval=0.1).start().join()
+            say("broken reload: stream after rejection: %s" % stream.summary())
+            self.assert_no_failures(stream)
+            self.assertGreaterEqual(stream.completed, 30, stream.summary())
+            self.assertEqual(children(master), before)
+            self.assertEqual(log.events("reloaded"), [])
+            self.assertEqual(log.events("worker_started"), [])
+            served_by = {ev.get("pid") for ev in log.events("request")}
+            self.assertTrue(served_by, log.text()[-2000:])
+            self.assertLessEqual(served_by, {str(p) for p in before})
+        finally:
+            opsutil.restore_conf(original)
+        self.assertEqual(children(master), before)
+
+    # ------------------------------------------------------------------- 4. max_requests
+
+    def test_4_max_requests_recycles_workers_without_failures(self):
+        fx = Fixture("ops-recycle", keys=4)
+        master, before = self.master, self.pool
+        original = opsutil.rewrite_conf({"max_requests": "20"})
+        try:
+            log = LogWatch()
+            os.kill(master, signal.SIGHUP)
+            log.wait_event("reloaded", 5)
+            gen1, _ = wait_pool(self.workers, master, timeout=10, must_exclude=before)
+            log = LogWatch()
+            stream = Stream(fx, threads=4, duration=20.0, interval=0.08, max_total=200).start()
+            stream.join()
+            # Let the last recycled worker be replaced before looking at the pool.
+            time.sleep(0.5)
+            final, _ = wait_pool(self.workers, master, timeout=5)
+            recycled = log.events("worker_recycled")
+            started = log.events("worker_started")
+            say("max_requests=20: %s; %d workers recycled, %d started"
+                % (stream.summary(), len(recycled), len(started)))
+            self.assert_no_failures(stream)
+            self.assertEqual(stream.completed, 200)
+            # 200 requests over a pool of 3 recycling every 20: at least 200/20 - 3 recycles.
+            self.assertGreaterEqual(len(recycled), 200 // 20 - self.workers, log.text()[-3000:])
+            for ev in recycled:
+                self.assertEqual(ev.get("requests"), "20", ev)
+            self.assertGreaterEqual(len(started), len(recycled) - 1)
+            exits = {ev["pid"]: ev.get("how") for ev in log.events("worker_exited")}
+            for ev in recycled:
+                if ev["pid"] in exits:
+                    self.assertEqual(exits[ev["pid"]], "status 0", ev)
+            self.assertTrue(set(final) - set(gen1), "no new worker pids after recycling")
+            per_worker = {}
+            for ev in log.events("request"):
+                per_worker[ev["pid"]] = per_worker.get(ev["pid"], 0) + 1
+            self.assertLessEqual(max(per_worker.values()), 20, per_worker)
+        finally:
+            opsutil.restore_conf(original)
+            log = LogWatch()
+            os.kill(master, signal.SIGHUP)
+            log.wait_event("reloaded", 5)
+            wait_pool(self.workers, master, timeout=10)
+
+    # ------------------------------------------------------------------- 5. SIGTERM
+
+    def test_5_sigterm_finishes_the_request_in_flight_and_exits_0(self):
+        fx = Fixture("ops-term", keys=2)
+        e = env()
+        master = self.master
+        if not opsutil.own_child(master):
+            # Its exit status is only readable by its parent: replace the harness's master
+            # (idle, so this is also a plain stop) by one started here, the same way.
+            log = LogWatch()
+            status, secs = opsutil.stop_api(master, timeout=15)
+            say("SIGTERM (idle master %d, not our child): gone in %.3f s" % (master, secs))
+            self.assertEqual(len(log.events("master_stopped")), 1, log.text())
+            p = opsutil.start_api()
+            opsutil.wait_socket(e["api_socket"], p, timeout=15)
+            wait_serving(fx)
+            master = p.pid
+        wait_pool(self.workers, master, timeout=10)
+        log = LogWatch()
+        lock = TableLock(3.0)
+        result = {}
+
+        def slow():
+            t = time.monotonic()
+            try:
+                result["r"] = fx.get(fx.keys[0], timeout=30)
+            except Exception as ex:  # noqa: BLE001
+                result["error"] = ex
+            result["secs"] = time.monotonic() - t
+
+        late = {}
+
+        def late_request():
+            t = time.monotonic()
+            try:
+                late["r"] = fx.get(fx.keys[1], timeout=30)
+            except Exception as ex:  # noqa: BLE001
+                late["error"] = ex
+            late["secs"] = time.monotonic() - t
+
+        try:
+            lock.start()
+            th = threading.Thread(target=slow, daemon=True)
+            th.start()
+            wait_for(lambda: lock.waiters() >= 1, 3.0, 0.05, "the request to block on the lock")
+            t_term = time.monotonic()
+            os.kill(master, signal.SIGTERM)
+            time.sleep(0.3)
+            late_th = threading.Thread(target=late_request, daemon=True)
+            late_th.start()
+            status, _ = wait_exit(master, 10.0)
+            stop_secs = time.monotonic() - t_term
+            th.join(15)
+            late_th.join(15)
+            held = time.monotonic() - lock.acquired_at
+        finally:
+            lock.release()
+            if alive(master):
+                opsutil.stop_api(master, timeout=15)
+            t_restart = time.monotonic()
+            p = opsutil.start_api()
+            opsutil.wait_socket(e["api_socket"], p, timeout=15)
+            wait_serving(fx)
+            restart = time.monotonic() - t_restart
+        r = result.get("r")
+        say("SIGTERM with a request in flight: master exited %s after %.3f s; in-flight request: "
+            "%s after %.3f s; request sent 0.3 s after SIGTERM: %s after %.3f s; restart to first "
+            "200: %.3f s" % (status, stop_secs, r.status if r else result.get("error"),
+                             result.get("secs", -1),
+                             late["r"].status if "r" in late else late.get("error"),
+                             late.get("secs", -1), restart))
+        self.assertIsNotNone(r, result)
+        self.assertEqual(r.status, 200, r.body[:300])
+        self.assertEqual([i["id"] for i in r.json()["items"]], [fx.track])
+        self.assertEqual(status, 0)
+        self.assertLess(stop_secs, 10.0)
+        self.assertLess(held, 4.0)
+        text = log.text()
+        self.assertEqual(len(log.events("stopping")), 1, text)
+        self.assertEqual(len(log.events("master_stopped")), 1, text)
+        self.assertEqual(log.events("stop_timeout"), [], text)
+        for ev in log.events("worker_exited"):
+            self.assertEqual(ev.get("how"), "status 0", ev)
+        # Not accepted after SIGTERM: the client gets nginx's JSON 503, not a hang.
+        self.assertIn("r", late, late)
+        self.assertEqual((late["r"].status, error_code(late["r"])), (503, "SERVICE_UNAVAILABLE"),
+                         late["r"].body[:300])
+        self.assertLess(late["secs"], 10.0)
+
+    # ------------------------------------------------------------------- 6. crash loop
+
+    def test_6_crash_loop_backs_off(self):
+        """A separate instance (own socket, unreachable database, 1 worker) whose workers are
+        killed with SIGKILL as soon as they appear: the third crash within 10 s starts the
+        back-off (1 s, then 2 s) with a workers_crash_looping line."""
+        e = env()
+        tmp = tempfile.mkdtemp(prefix="ops-crash-", dir=os.path.dirname(e["api_conf"]))
+        conf = os.path.join(tmp, "music-api.conf")
+        logp = os.path.join(tmp, "music-api.log")
+        with open(conf, "w", encoding="utf-8") as f:
+            f.write("listen = %s/fcgi.sock\nlisten_mode = 0600\nworkers = 1\n"
+                    "database = host=%s/no-such-postgres dbname=music user=music_api\n"
+                    "key_pepper_file = %s\nrequest_timeout = 5\n" % (tmp, tmp, e["pepper_file"]))
+        p = opsutil.start_api(conf=conf, log=logp, write_pid=False)
+        gaps = []
+        try:
+            opsutil.wait_socket(os.path.join(tmp, "fcgi.sock"), p, timeout=15)
+            worker, _ = wait_for(lambda: children(p.pid), 5, 0.02, "the first worker")
+            for _ in range(4):
+                victim = worker[0]
+                os.kill(victim, signal.SIGKILL)
+                worker, gap = wait_for(
+                    lambda: [c for c in children(p.pid) if c != victim], 6, 0.02, "a replacement")
+                gaps.append(gap)
+            log = LogWatch(logp)
+            log.offset = 0
+            looping = log.events("workers_crash_looping")
+            status, stop_secs = opsutil.stop_api(p.pid, timeout=10)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait(5)
+            shutil.rmtree(tmp, ignore_errors=True)
+        say("crash loop (1 worker, SIGKILL on sight): respawn gaps %s s; crash_looping lines %s; "
+            "stopped with %s in %.3f s" % ([round(g, 3) for g in gaps],
+                                          [(ev.get("crashes"), ev.get("backoff_ms")) for ev in looping],
+                                          status, stop_secs))
+        self.assertLess(gaps[0], 0.6, gaps)
+        self.assertLess(gaps[1], 0.6, gaps)
+        self.assertGreaterEqual(gaps[2], 0.9, gaps)
+        self.assertGreaterEqual(gaps[3], 1.9, gaps)
+        self.assertEqual([ev.get("backoff_ms") for ev in looping], ["1000", "2000"], looping)
+        self.assertTrue(all(ev.get("level") == "error" for ev in looping), looping)
+        self.assertEqual(status, 0)
+
+    # ------------------------------------------------------------------- 7. start-up errors
+
+    def run_api(self, *args, env_extra=None):
+        e = env()
+        penv = opsutil.api_environment()
+        if env_extra:
+            penv.update(env_extra)
+        t = time.monotonic()
+        proc = subprocess.run([e["api"]] + list(args), stdin=subprocess.DEVNULL,
+                              capture_output=True, env=penv, timeout=20)
+        return proc.returncode, proc.stderr.decode("utf-8", "replace"), time.monotonic() - t
+
+    def test_7_broken_config_at_start_is_a_clear_error(self):
+        e = env()
+        tmp = tempfile.mkdtemp(prefix="ops-conf-", dir=os.path.dirname(e["api_conf"]))
+        try:
+            sock = os.path.join(tmp, "fcgi.sock")
+            bad = os.path.join(tmp, "bad.conf")
+            with open(bad, "w", encoding="utf-8") as f:
+                f.write("# a comment\nlisten = %s\n\nworkers = -3\nkey_pepper_file = %s\n"
+                        % (sock, e["pepper_file"]))
+            rc, err, secs = self.run_api("--config", bad)
+            say("start with workers = -3: exit %d in %.3f s: %s" % (rc, secs, err.strip()))
+            self.assertNotEqual(rc, 0)
+            self.assertLess(secs, 5.0)
+            self.assertIn("%s:4" % bad, err)
+            self.assertIn("workers", err)
+            self.assertFalse(os.path.exists(sock), "a socket was opened")
+
+            rc, err, secs = self.run_api("--config", e["api_conf"], "--test")
+            say("--test on the stack's config: exit %d in %.3f s: %s" % (rc, secs, err.strip()))
+            self.assertEqual(rc, 0, err)
+
+            rc, err, _ = self.run_api("--config", bad, "--test")
+            self.assertNotEqual(rc, 0, err)
+            self.assertIn("%s:4" % bad, err)
+
+            missing = os.path.join(tmp, "no-such-pepper")
+            nopep = os.path.join(tmp, "nopepper.conf")
+            with open(nopep, "w", encoding="utf-8") as f:
+                f.write("listen = %s\nworkers = 1\nkey_pepper_file = %s\n" % (sock, missing))
+            rc, err, secs = self.run_api("--config", nopep)
+            say("start with a missing pepper file: exit %d in %.3f s: %s" % (rc, secs, err.strip()))
+            self.assertNotEqual(rc, 0)
+            self.assertIn(missing, err)
+            self.assertIn("pepper", err)
+            self.assertFalse(os.path.exists(sock), "a socket was opened")
+
+            rc, err, _ = self.run_api("--config", os.path.join(tmp, "absent.conf"))
+            say("start with a missing config file: exit %d: %s" % (rc, err.strip()))
+            self.assertNotEqual(rc, 0)
+            self.assertIn(os.path.join(tmp, "absent.conf"), err)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    # ------------------------------------------------------------------- 8. request_timeout
+
+    def test_8_request_timeout_answers_json_503(self):
+        fx = Fixture("ops-timeout", keys=1)
+        master, before = self.master, self.pool
+        log = LogWatch()
+        lock = TableLock(7.0)
+        try:
+            lock.start()
+            t = time.monotonic()
+            r = fx.get(timeout=30)
+            secs = time.monotonic() - t
+        finally:
+            lock.release()
+        say("request_timeout=5 with a 7 s lock: %d %s after %.3f s"
+            % (r.status, error_code(r), secs))
+        err = self.assert_error(r, 503, "SERVICE_UNAVAILABLE", "server_error")
+        # Made by the API (statement_timeout), not nginx's upstream envelope.
+        self.assertEqual(err["system_message"], "Database unavailable", err)
+        self.assertEqual(r.headers.get("Retry-After"), opsutil.conf_value("retry_after"))
+        self.assertGreaterEqual(secs, 4.5)
+        self.assertLess(secs, 7.0)
+        rid = r.headers.get("X-Request-ID")
+        db_errors = [ev for ev in log.events("db_error") if ev.get("trace_id") == rid]
+        self.assertTrue(db_errors, log.text()[-2000:])
+        self.assertEqual(db_errors[0].get("sqlstate"), "57014", db_errors)
+        # The worker survived the timeout and serves again.
+        self.assertEqual(children(master), before)
+        self.assertEqual(fx.get().status, 200)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
