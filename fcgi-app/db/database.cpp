@@ -140,8 +140,10 @@ auto Database::Run(std::string_view what, std::string_view trace_id, Body&& body
     }
     ++failures_;
     bool broken = SessionBroken();
-    // Whatever the statements held is suspect now; a page is only ever rendered from a clean fetch.
-    if (broken) CloseSession();
+    // After any failure the session and its statements are dropped and the next call starts
+    // afresh: a SOCI statement that threw mid-execute must not be reused (it loses its bound
+    // parameter buffers), and nothing half-fetched can ever be rendered.
+    CloseSession();
     if (Classify(sqlstate, broken) == FailureKind::kInternal) return Fail(ErrorCode::kInternalError);
     if (!broken || attempt >= 1) return Fail(ErrorCode::kServiceUnavailable);
   }

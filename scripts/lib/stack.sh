@@ -163,6 +163,7 @@ http {
     scgi_temp_path $NGINX_DIR/tmp-scgi;
     ${NGINX_EXTRA_HTTP:-}
     include $MUSIC_API_ROOT/nginx/music-api-http.conf;
+    include $MUSIC_API_ROOT/nginx/music-api-ratelimit.conf;
     upstream music_api_fcgi { server unix:$API_SOCKET; }
     server {
         listen 127.0.0.1:$port ssl http2;

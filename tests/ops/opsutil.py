@@ -83,6 +83,27 @@ def children(ppid):
     return sorted(out)
 
 
+def socket_fds(pid):
+    """Number of sockets pid holds open."""
+    n = 0
+    try:
+        for fd in os.listdir("/proc/%d/fd" % pid):
+            try:
+                if os.readlink("/proc/%d/fd/%s" % (pid, fd)).startswith("socket:"):
+                    n += 1
+            except OSError:
+                pass
+    except OSError:
+        return 0
+    return n
+
+
+def busy_workers(master):
+    """Workers holding an accepted FastCGI connection: a worker holds the listening socket
+    and its database session; one serving a request holds a third socket, the connection."""
+    return [p for p in children(master) if socket_fds(p) >= 3]
+
+
 def master_pid():
     with open(env()["api_pid_file"], encoding="ascii") as f:
         return int(f.read().strip())
@@ -222,9 +243,29 @@ class LogWatch:
                 out.append(d)
         return out
 
+    def trace_pid(self, trace_id, timeout=2.0):
+        """The worker pid that logged the request with this trace id."""
+        def find():
+            for ev in self.events("request"):
+                if ev.get("trace_id") == trace_id:
+                    return ev.get("pid")
+            return None
+        return int(wait_for(find, timeout, 0.02, "the request line of " + trace_id)[0])
+
     def wait_event(self, name, timeout=5.0, count=1):
         return wait_for(lambda: len(self.events(name)) >= count and self.events(name), timeout,
                         0.05, "%d x event=%s in %s" % (count, name, self.path))[0]
+
+
+_SANITIZER = re.compile(r"ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|"
+                        r"SUMMARY: (Address|Undefined|Leak)")
+
+
+def sanitizer_report(text, context=1200):
+    """The first sanitizer report in text (as tests/support/check-sanitizer-log looks for
+    them), or None."""
+    m = _SANITIZER.search(text)
+    return None if m is None else text[max(0, m.start() - 80):m.start() + context]
 
 
 # --------------------------------------------------------------------------- config

@@ -114,6 +114,45 @@ class ProcessManagerTests(ApiTestCase):
         started = {ev.get("pid") for ev in log.events("worker_started")}
         self.assertIn(str(new.pop()), started)
 
+    def test_1b_kill9_busy_worker_its_request_gets_json_503(self):
+        """The one request that may fail: the one in flight on the killed worker. Made
+        deterministic by blocking it on a table lock, then killing the worker serving it."""
+        fx = Fixture("ops-kill9busy", keys=2)
+        master, before = self.master, self.pool
+        result = {}
+
+        def slow():
+            t = time.monotonic()
+            try:
+                result["r"] = fx.get(fx.keys[0], timeout=30)
+            except Exception as ex:  # noqa: BLE001
+                result["error"] = ex
+            result["secs"] = time.monotonic() - t
+
+        lock = TableLock(3.0)
+        try:
+            lock.start()
+            th = threading.Thread(target=slow, daemon=True)
+            th.start()
+            wait_for(lambda: lock.waiters() >= 1, 3.0, 0.05, "the request to block on the lock")
+            busy, _ = wait_for(lambda: opsutil.busy_workers(master), 2.0, 0.02, "a busy worker")
+            self.assertEqual(len(busy), 1, busy)
+            os.kill(busy[0], signal.SIGKILL)
+            after, recovery = wait_pool(self.workers, master, timeout=5, must_exclude=busy)
+            th.join(10)
+        finally:
+            lock.release()
+        r = result.get("r")
+        say("kill -9 of the busy worker %d: its request got %s %s after %.3f s; pool restored "
+            "in %.3f s" % (busy[0], r.status if r else result.get("error"),
+                            error_code(r) if r else "", result.get("secs", -1), recovery))
+        self.assertIsNotNone(r, result)
+        err = self.assert_error(r, 503, "SERVICE_UNAVAILABLE", "server_error")
+        self.assertEqual(err["system_message"], "Upstream unavailable", err)  # nginx's envelope
+        self.assertLess(result["secs"], 2.0)
+        self.assertEqual(len(set(after) - set(before)), 1)
+        self.assertEqual(fx.get(fx.keys[1]).status, 200)
+
     # ------------------------------------------------------------------- 2. SIGHUP
 
     def test_2_sighup_under_load_replaces_every_worker_without_failures(self):
@@ -141,9 +180,58 @@ class ProcessManagerTests(ApiTestCase):
         # The old workers left cleanly (SIGTERM handled: status 0, not killed by the signal).
         exits = {ev["pid"]: ev.get("how") for ev in log.events("worker_exited")}
         for pid in before:
-            self.assertEqual(exits.get(str(pid)), "status 0", log.text()[-3000:])
+            self.assertEqual(exits.get(str(pid)), "status 0",
+                             "retired worker %d: %s" % (pid, opsutil.sanitizer_report(log.text())))
         served_by = {ev.get("pid") for ev in log.events("request")}
         self.assertTrue(served_by & {str(p) for p in after}, "new workers served nothing")
+
+    def test_2b_sighup_lets_a_slow_request_on_an_old_worker_finish(self):
+        fx = Fixture("ops-hupslow", keys=2)
+        master, before = self.master, self.pool
+        log = LogWatch()
+        result = {}
+
+        def slow():
+            t = time.monotonic()
+            try:
+                result["r"] = fx.get(fx.keys[0], timeout=30)
+            except Exception as ex:  # noqa: BLE001
+                result["error"] = ex
+            result["secs"] = time.monotonic() - t
+
+        lock = TableLock(2.5)
+        try:
+            lock.start()
+            th = threading.Thread(target=slow, daemon=True)
+            th.start()
+            wait_for(lambda: lock.waiters() >= 1, 3.0, 0.05, "the request to block on the lock")
+            busy, _ = wait_for(lambda: opsutil.busy_workers(master), 2.0, 0.02, "a busy worker")
+            os.kill(master, signal.SIGHUP)
+            log.wait_event("reloaded", 5)
+            quick = fx.get(fx.keys[1], timeout=10)
+            th.join(15)
+            after, _ = wait_pool(self.workers, master, timeout=10, must_exclude=before)
+        finally:
+            lock.release()
+        r = result.get("r")
+        say("SIGHUP with a slow request on old worker %s: it got %s after %.3f s; a request "
+            "during the reload got %d" % (busy, r.status if r else result.get("error"),
+                                          result.get("secs", -1), quick.status))
+        self.assertIsNotNone(r, result)
+        self.assertEqual(r.status, 200, r.body[:300])
+        self.assertEqual([i["id"] for i in r.json()["items"]], [fx.track])
+        # A request sent during the reload (blocked by the same lock) is served by a new worker.
+        self.assertEqual(quick.status, 200, quick.body[:300])
+        qid = quick.headers.get("X-Request-ID")
+        qpid = [ev.get("pid") for ev in log.events("request") if ev.get("trace_id") == qid]
+        self.assertEqual(len(qpid), 1, qpid)
+        self.assertNotIn(int(qpid[0]), before)
+        exited, _ = wait_for(lambda: [ev for ev in log.events("worker_exited")
+                                      if ev.get("pid") == str(busy[0])], 5, 0.05,
+                             "worker %d to exit" % busy[0])
+        self.assertEqual(exited[0].get("how"), "status 0", opsutil.sanitizer_report(log.text()))
+        served = [ev for ev in log.events("request") if ev.get("pid") == str(busy[0])]
+        self.assertEqual([ev.get("status") for ev in served], ["200"], served)
 
     # ------------------------------------------------------------------- 3. broken reload
 
@@ -437,6 +525,43 @@ class ProcessManagerTests(ApiTestCase):
         # The worker survived the timeout and serves again.
         self.assertEqual(children(master), before)
         self.assertEqual(fx.get().status, 200)
+
+    def test_8b_worker_that_hit_request_timeout_retires_cleanly(self):
+        """After a statement_timeout the worker keeps serving; when it is later retired
+        (SIGHUP here; max_requests or SIGTERM alike) it must exit 0 like any other worker,
+        without a sanitizer report in the log."""
+        fx = Fixture("ops-timeout-exit", keys=1)
+        master, before = self.master, self.pool
+        log = LogWatch()
+        with TableLock(6.5):
+            r = fx.get(timeout=30)
+        self.assertEqual((r.status, error_code(r)), (503, "SERVICE_UNAVAILABLE"), r.body[:300])
+        victim = log.trace_pid(r.headers.get("X-Request-ID"))
+        # The same worker runs the listing statement again (bounded: 60 paced requests).
+        again = 0
+        for sent in range(1, 61):
+            rr = fx.get()
+            self.assertEqual(rr.status, 200, rr.body[:300])
+            if log.trace_pid(rr.headers.get("X-Request-ID")) == victim:
+                again += 1
+                if again >= 2:
+                    break
+            time.sleep(0.06)
+        self.assertGreaterEqual(again, 1, "no request reached worker %d again" % victim)
+        os.kill(master, signal.SIGHUP)
+        log.wait_event("reloaded", 5)
+        wait_pool(self.workers, master, timeout=10, must_exclude=before)
+        exited, _ = wait_for(lambda: [ev for ev in log.events("worker_exited")
+                                      if ev.get("pid") == str(victim)], 5, 0.05,
+                             "worker %d to exit" % victim)
+        report = opsutil.sanitizer_report(log.text())
+        say("worker %d hit statement_timeout, served %d more listing(s) (%d requests sent), "
+            "retired by SIGHUP: %s; sanitizer report: %s"
+            % (victim, again, sent, exited[0].get("how"),
+               "none" if report is None else
+               [ln.strip() for ln in report.splitlines() if "ERROR:" in ln or "SUMMARY:" in ln][:2]))
+        self.assertEqual(exited[0].get("how"), "status 0", report)
+        self.assertIsNone(report, report)
 
 
 if __name__ == "__main__":

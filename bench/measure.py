@@ -1,0 +1,180 @@
+#!/usr/bin/env python3
+"""Runs the benchmark's wrk rounds against a running bench stack and reports them.
+
+Called by bench/run with the stack's facts in the environment. For each scenario: two rounds
+(medians reported), CPU milliseconds per request for music-api, PostgreSQL and nginx read from
+/proc before and after each round, RSS per worker, and the ceilings measured in the same run.
+"""
+
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+
+E = os.environ
+HTTP = "http://127.0.0.1:%s" % E["BENCH_HTTP_PORT"]
+HTTPS = "https://127.0.0.1:%s" % E["BENCH_TLS_PORT"]
+DURATION = int(E.get("BENCH_SECONDS", "10"))
+CONNECTIONS = int(E.get("BENCH_CONNECTIONS", "32"))
+LUA = os.path.join(os.path.dirname(__file__), "wrk-keys.lua")
+TICK = os.sysconf("SC_CLK_TCK")
+
+SCENARIOS = [
+    ("S1", "/v1/music/{org}/tracks?limit=20"),
+    ("S2", "/v1/music/{org}/tracks?mode=creation&limit=50&offset=200"),
+    ("S3", "/v1/music/{org}/tracks?collection_id={collection}&limit=50"),
+    ("S4", "/v1/music/{org}/tracks?limit=50&offset=5000"),
+]
+
+
+def children(pid):
+    try:
+        out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    except FileNotFoundError:
+        return []
+    return [int(p) for p in out.split()]
+
+
+def tree(pid):
+    return [pid] + children(pid)
+
+
+def cpu_ticks(pids):
+    total = 0
+    for pid in pids:
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime + stime
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            pass
+    return total
+
+
+def rss_kb(pid):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except FileNotFoundError:
+        pass
+    return 0
+
+
+def groups():
+    with open(E["BENCH_PG_PID_FILE"]) as f:
+        postmaster = int(f.readline())
+    with open(E["BENCH_API_PID_FILE"]) as f:
+        api = int(f.read())
+    with open(E["BENCH_NGINX_PID_FILE"]) as f:
+        nginx = int(f.read())
+    return {"api": tree(api), "pg": tree(postmaster), "nginx": tree(nginx)}, api
+
+
+UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+
+
+def to_ms(text):
+    m = re.match(r"([\d.]+)(us|ms|s|m)$", text)
+    return float(m.group(1)) * UNITS[m.group(2)]
+
+
+def wrk(url, path, connections=CONNECTIONS, duration=DURATION, keys=None, threads=2):
+    env = dict(os.environ, BENCH_PATH=path, BENCH_KEYS=keys or E["BENCH_KEYS"])
+    cmd = ["wrk", "-t%d" % min(threads, connections), "-c%d" % connections, "-d%ds" % duration,
+           "--latency", "-s", LUA, url]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=duration + 60).stdout
+    reqs = int(re.search(r"(\d+) requests in", out).group(1))
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50 = to_ms(re.search(r"\s50%\s+(\S+)", out).group(1))
+    p99 = to_ms(re.search(r"\s99%\s+(\S+)", out).group(1))
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    return {"requests": reqs, "rps": rps, "p50_ms": p50, "p99_ms": p99,
+            "non_2xx": int(bad.group(1)) if bad else 0, "socket_errors": errors.group(1) if errors else ""}
+
+
+def measured_round(url, path, **kw):
+    procs, _ = groups()
+    before = {k: cpu_ticks(v) for k, v in procs.items()}
+    r = wrk(url, path, **kw)
+    after = {k: cpu_ticks(v) for k, v in procs.items()}
+    for k in procs:
+        r["%s_cpu_ms" % k] = (after[k] - before[k]) * 1000.0 / TICK / max(r["requests"], 1)
+    return r
+
+
+def median_of(rounds):
+    keys = rounds[0].keys()
+    return {k: (statistics.median(r[k] for r in rounds) if isinstance(rounds[0][k], (int, float))
+                else rounds[0][k]) for k in keys}
+
+
+def worker_rss():
+    _, api = groups()
+    return [rss_kb(p) for p in children(api)]
+
+
+def main():
+    results = {"duration_s": DURATION, "connections": CONNECTIONS, "scenarios": {}, "ceilings": {}}
+    rss_start = worker_rss()
+    print("warm-up…", flush=True)
+    for _, path in SCENARIOS:
+        wrk(HTTP, path, duration=max(2, DURATION // 3))
+
+    for name, path in [("static", "/ceiling/static"), ("canned_fastcgi", "/ceiling/canned")]:
+        rounds = [wrk(HTTP, path) for _ in range(2)]
+        results["ceilings"][name] = median_of(rounds)
+        print("ceiling %-15s rps=%.0f p99_ms=%.2f" % (name, results["ceilings"][name]["rps"],
+                                                     results["ceilings"][name]["p99_ms"]), flush=True)
+    ceiling = results["ceilings"]["canned_fastcgi"]["rps"]
+
+    for name, path in SCENARIOS:
+        rounds = [measured_round(HTTP, path) for _ in range(2)]
+        m = median_of(rounds)
+        m["path"] = path
+        m["ratio"] = m["rps"] / ceiling
+        results["scenarios"][name] = m
+        print("%s rps=%.0f ratio=%.2f p50_ms=%.2f p99_ms=%.2f api_cpu_ms=%.3f pg_cpu_ms=%.3f nginx_cpu_ms=%.3f "
+              "non_2xx=%d" % (name, m["rps"], m["ratio"], m["p50_ms"], m["p99_ms"], m["api_cpu_ms"],
+                              m["pg_cpu_ms"], m["nginx_cpu_ms"], m["non_2xx"]), flush=True)
+
+    tls = measured_round(HTTPS, SCENARIOS[0][1])
+    results["tls_S1"] = tls
+    print("S1 over TLS rps=%.0f p99_ms=%.2f" % (tls["rps"], tls["p99_ms"]), flush=True)
+
+    growth = {}
+    for line in open(E["BENCH_GROWTH_KEYS"]):
+        if line.startswith("#") or not line.strip():
+            continue
+        saves, keys_file = line.split()
+        for label, path in [("first_page", "/v1/music/{org}/tracks?limit=20"),
+                            ("offset_10000", "/v1/music/{org}/tracks?limit=20&offset=10000")]:
+            r = wrk(HTTP, path, connections=1, threads=1, duration=max(2, DURATION // 3), keys=keys_file)
+            growth["%s_%s" % (saves, label)] = {"p50_ms": r["p50_ms"], "p99_ms": r["p99_ms"], "rps": r["rps"]}
+            print("growth saves=%s %s p50_ms=%.3f p99_ms=%.3f" % (saves, label, r["p50_ms"], r["p99_ms"]),
+                  flush=True)
+    results["growth"] = growth
+    rss_end = worker_rss()
+    results["rss_kb_per_worker"] = {"start": rss_start, "end": rss_end}
+    print("rss_kb per worker: start=%s end=%s" % (rss_start, rss_end), flush=True)
+
+    with open(E["BENCH_RESULT_JSON"], "w") as f:
+        json.dump(results, f, indent=2)
+    for name, _ in SCENARIOS:
+        m = results["scenarios"][name]
+        print("%s rps=%.0f ceiling_rps=%.0f ratio=%.2f p99_ms=%.2f pg_cpu_ms=%.3f"
+              % (name, m["rps"], ceiling, m["ratio"], m["p99_ms"], m["pg_cpu_ms"]))
+    failed = sum(m["non_2xx"] for m in results["scenarios"].values())
+    if failed:
+        print("warning: %d non-2xx responses during the scenarios" % failed, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
