@@ -1,5 +1,7 @@
-// The request, start to end: route → authenticate → params → collection → query → render.
+// The request, start to end: route → authenticate → params → query (with its own re-check) → render.
 #include "pipeline.hpp"
+
+#include <ctime>
 
 #include "http/auth.hpp"
 #include "http/query_params.hpp"
@@ -8,6 +10,31 @@
 
 namespace music_api {
 namespace {
+
+struct Caller {
+  std::string user_id;
+  bool from_cache;
+};
+
+// The key and org access, from the worker's cache when it holds a past success, else the database.
+Result<Caller> Authenticate(const ApiKeyParts& key, const std::optional<std::string>& org_id, bool use_cache,
+                            std::string_view trace_id, PipelineContext& context) {
+  const std::string& org = org_id ? *org_id : std::string();
+  int64_t now = static_cast<int64_t>(std::time(nullptr));
+  if (use_cache && org_id) {
+    if (const KeyRecord* cached = context.auth_cache.Find(key.id, org)) {
+      // Hash, revocation flag and expiry are judged again on every request, even from the cache.
+      auto user_id = Authorize(*cached, key, context.pepper, true, now);
+      if (user_id) return Caller{std::move(*user_id), true};
+    }
+  }
+  auto record = context.database.FindKey(key.id, org, trace_id);
+  if (!record) return Fail(record.error());
+  auto user_id = Authorize(*record, key, context.pepper, org_id.has_value(), now);
+  if (!user_id) return Fail(user_id.error());
+  context.auth_cache.Remember(key.id, org, **record);
+  return Caller{std::move(*user_id), false};
+}
 
 struct Page {
   const TrackPage* tracks;
@@ -25,25 +52,32 @@ Result<Page> ListSavedTracks(const Request& request, std::string_view trace_id, 
   auto key = ParseApiKey(*presented);
   if (!key) return Fail(ErrorCode::kInvalidApiKey);
 
-  const std::string& org_id = route->organization_id ? *route->organization_id : std::string();
-  auto record = context.database.FindKey(key->id, org_id, trace_id);
-  if (!record) return Fail(record.error());
-  auto user_id = Authorize(*record, *key, context.pepper, route->organization_id.has_value());
-  if (!user_id) return Fail(user_id.error());
+  if (context.database.AuthChanged()) context.auth_cache.Clear();
+  bool use_cache = true;
+  for (;;) {
+    auto caller = Authenticate(*key, route->organization_id, use_cache, trace_id, context);
+    if (!caller) return Fail(caller.error());
 
-  auto params = ParseListParams(request.query);
-  if (!params) return Fail(params.error());
+    auto params = ParseListParams(request.query);
+    if (!params) return Fail(params.error());
 
-  if (params->collection_id) {
+    const std::string& org_id = *route->organization_id;
+    auto listing = context.database.ListTracks(key->id, org_id, caller->user_id, *params, trace_id);
+    if (!listing) return Fail(listing.error());
+    if (!listing->auth_ok) {
+      // The statement's own check disagrees with what we knew (a change not yet notified):
+      // forget it and decide again from the database, which answers with the right error.
+      context.auth_cache.Forget(key->id, org_id);
+      if (caller->from_cache) {
+        use_cache = false;
+        continue;
+      }
+      return Fail(ErrorCode::kServiceUnavailable);  // changed again within this request: let it retry
+    }
     // Missing and someone else's collection get the same 404: no existence leak.
-    auto owned = context.database.CollectionOwned(*params->collection_id, org_id, *user_id, trace_id);
-    if (!owned) return Fail(owned.error());
-    if (!*owned) return Fail(ApiError{ErrorCode::kResourceNotFound, "Collection not found", {}});
+    if (!listing->collection_ok) return Fail(ApiError{ErrorCode::kResourceNotFound, "Collection not found", {}});
+    return Page{listing->page, params->limit, params->offset};
   }
-
-  auto tracks = context.database.ListTracks(org_id, *user_id, *params, trace_id);
-  if (!tracks) return Fail(tracks.error());
-  return Page{*tracks, params->limit, params->offset};
 }
 
 }  // namespace

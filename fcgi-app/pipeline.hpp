@@ -1,10 +1,11 @@
-// The request, start to end: route → authenticate → params → collection → query → render.
+// The request, start to end: route → authenticate → params → query (with its own re-check) → render.
 #pragma once
 
 #include <string>
 #include <string_view>
 
 #include "db/database.hpp"
+#include "http/auth_cache.hpp"
 #include "http/request.hpp"
 #include "http/response.hpp"
 
@@ -12,6 +13,7 @@ namespace music_api {
 
 struct PipelineContext {
   Database& database;
+  AuthCache& auth_cache;
   std::string_view pepper;
   int retry_after_seconds;
 };

@@ -5,7 +5,9 @@
 #include <soci/postgresql/soci-postgresql.h>
 #include <soci/soci.h>
 
+#include <algorithm>
 #include <cstring>
+#include <stdexcept>
 
 #include "core/log.hpp"
 
@@ -16,6 +18,12 @@ enum class FailureKind { kUnavailable, kInternal };
 
 // The one table from PostgreSQL failure to HTTP: connection trouble, server shutdown, overload
 // and cancelled (timed-out) statements are 503; anything else is a bug or a schema problem: 500.
+// SOCI appends the whole statement and its bound values to its messages; logs keep the reason.
+std::string Reason(const std::exception& e) {
+  std::string_view what = e.what();
+  return std::string(what.substr(0, std::min(what.find(" while "), size_t{300})));
+}
+
 FailureKind Classify(std::string_view sqlstate, bool session_broken) {
   if (session_broken) return FailureKind::kUnavailable;
   if (sqlstate.starts_with("08")) return FailureKind::kUnavailable;  // connection exception
@@ -41,27 +49,25 @@ struct Database::Statements {
   long long offset = 0;
 
   std::string secret_hash, key_user_id;
-  int revoked = 0, expired = 0, member = 0, can_generate = 0;
-  long long collection_count = 0;
+  int revoked = 0, member = 0, can_generate = 0;
+  long long expires_at = 0;
+  soci::indicator expires_indicator = soci::i_null;
   TrackPage page;
 
   std::unique_ptr<soci::statement> find_key;
-  std::unique_ptr<soci::statement> collection_owned;
   std::array<std::unique_ptr<soci::statement>, sql::kListingVariants> listing;
 
   explicit Statements(soci::session& session) {
     find_key = std::make_unique<soci::statement>(
         (session.prepare << sql::kFindKey, soci::use(org_id, "org"), soci::use(key_id, "key"),
-         soci::into(secret_hash), soci::into(key_user_id), soci::into(revoked), soci::into(expired),
-         soci::into(member), soci::into(can_generate)));
-    collection_owned = std::make_unique<soci::statement>(
-        (session.prepare << sql::kCollectionOwned, soci::use(collection_id, "collection"),
-         soci::use(org_id, "org"), soci::use(user_id, "user"), soci::into(collection_count)));
+         soci::into(secret_hash), soci::into(key_user_id), soci::into(revoked),
+         soci::into(expires_at, expires_indicator), soci::into(member), soci::into(can_generate)));
     page.Resize(kMaxLimit);
     for (int i = 0; i < sql::kListingVariants; ++i) {
       sql::ListingFilters filters{(i & 1) != 0, (i & 2) != 0, (i & 4) != 0};
       soci::statement st(session);
       st.alloc();
+      st.exchange(soci::use(key_id, "key"));
       st.exchange(soci::use(user_id, "user"));
       st.exchange(soci::use(org_id, "org"));
       if (filters.mode) st.exchange(soci::use(mode, "mode"));
@@ -69,7 +75,9 @@ struct Database::Statements {
       if (filters.collection) st.exchange(soci::use(collection_id, "collection"));
       st.exchange(soci::use(limit, "limit"));
       st.exchange(soci::use(offset, "offset"));
-      st.exchange(soci::into(page.id));
+      st.exchange(soci::into(page.auth_ok));
+      st.exchange(soci::into(page.collection_ok));
+      st.exchange(soci::into(page.id, page.id_indicator));
       st.exchange(soci::into(page.title, page.title_indicator));
       st.exchange(soci::into(page.engine));
       st.exchange(soci::into(page.mode));
@@ -94,14 +102,31 @@ void Database::OpenSession() {
   std::string timeout_setting, name_setting;
   *session << sql::kSessionSetup, soci::use(statement_timeout_, "timeout"), soci::into(timeout_setting),
       soci::into(name_setting);
+  *session << sql::kListenAuthChanges;
   // After a reconnect the server has forgotten every prepared statement: prepare them again.
   statements_ = std::make_unique<Statements>(*session);
   session_ = std::move(session);
+  auth_changed_ = true;
 }
 
 void Database::CloseSession() {
   statements_.reset();
   session_.reset();
+}
+
+bool Database::AuthChanged() {
+  if (session_) {
+    PGconn* conn = static_cast<soci::postgresql_session_backend*>(session_->get_backend())->conn_;
+    if (conn && PQconsumeInput(conn) == 1) {
+      while (PGnotify* notify = PQnotifies(conn)) {
+        if (std::string_view(notify->relname) == sql::kAuthChannel) auth_changed_ = true;
+        PQfreemem(notify);
+      }
+    }
+  }
+  bool changed = auth_changed_;
+  auth_changed_ = false;
+  return changed;
 }
 
 bool Database::SessionBroken() const {
@@ -119,7 +144,7 @@ bool Database::Connect(std::string_view trace_id) {
   } catch (const std::exception& e) {
     CloseSession();
     ++failures_;
-    Log("error", "db_connect_failed", {{"trace_id", trace_id}, {"error", e.what()}});
+    Log("error", "db_connect_failed", {{"trace_id", trace_id}, {"error", Reason(e)}});
     return false;
   }
 }
@@ -134,9 +159,9 @@ auto Database::Run(std::string_view what, std::string_view trace_id, Body&& body
       return body();
     } catch (const soci::postgresql_soci_error& e) {
       sqlstate = e.sqlstate();
-      Log("error", "db_error", {{"trace_id", trace_id}, {"query", what}, {"sqlstate", sqlstate}, {"error", e.what()}});
+      Log("error", "db_error", {{"trace_id", trace_id}, {"query", what}, {"sqlstate", sqlstate}, {"error", Reason(e)}});
     } catch (const std::exception& e) {
-      Log("error", "db_error", {{"trace_id", trace_id}, {"query", what}, {"error", e.what()}});
+      Log("error", "db_error", {{"trace_id", trace_id}, {"query", what}, {"error", Reason(e)}});
     }
     ++failures_;
     bool broken = SessionBroken();
@@ -164,27 +189,17 @@ Result<std::optional<KeyRecord>> Database::FindKey(std::string_view key_id, std:
     s.key_id = key_id;
     s.org_id = org_id;
     if (!s.find_key->execute(true)) return std::nullopt;
-    return KeyRecord{s.secret_hash, s.key_user_id, s.revoked != 0, s.expired != 0, s.member != 0, s.can_generate != 0};
+    std::optional<int64_t> expires;
+    if (s.expires_indicator == soci::i_ok) expires = s.expires_at;
+    return KeyRecord{s.secret_hash, s.key_user_id, s.revoked != 0, expires, s.member != 0, s.can_generate != 0};
   });
 }
 
-Result<bool> Database::CollectionOwned(std::string_view collection_id, std::string_view org_id,
-                                       std::string_view user_id, std::string_view trace_id) {
-  return Run("collection_owned", trace_id, [&]() -> bool {
+Result<Listing> Database::ListTracks(std::string_view key_id, std::string_view org_id, std::string_view user_id,
+                                     const ListParams& params, std::string_view trace_id) {
+  return Run("list_tracks", trace_id, [&]() -> Listing {
     Statements& s = *statements_;
-    s.collection_id = collection_id;
-    s.org_id = org_id;
-    s.user_id = user_id;
-    s.collection_count = 0;
-    s.collection_owned->execute(true);
-    return s.collection_count > 0;
-  });
-}
-
-Result<const TrackPage*> Database::ListTracks(std::string_view org_id, std::string_view user_id,
-                                              const ListParams& params, std::string_view trace_id) {
-  return Run("list_tracks", trace_id, [&]() -> const TrackPage* {
-    Statements& s = *statements_;
+    s.key_id = key_id;
     s.org_id = org_id;
     s.user_id = user_id;
     s.mode = params.mode.value_or("");
@@ -195,8 +210,13 @@ Result<const TrackPage*> Database::ListTracks(std::string_view org_id, std::stri
     sql::ListingFilters filters{params.mode.has_value(), params.engine.has_value(), params.collection_id.has_value()};
     // SOCI shrinks bound vectors to the rows fetched; grow them back to the largest page first.
     s.page.Resize(kMaxLimit);
-    if (!s.listing[filters.Index()]->execute(true)) s.page.Resize(0);
-    return &s.page;
+    if (!s.listing[filters.Index()]->execute(true) || s.page.size() == 0) {
+      throw std::runtime_error("the listing statement returned no row");  // it always returns one
+    }
+    Listing listing{s.page.auth_ok[0] != 0, s.page.collection_ok[0] != 0, &s.page};
+    // One row with a NULL id is the empty page.
+    if (s.page.id_indicator[0] == soci::i_null) s.page.Resize(0);
+    return listing;
   });
 }
 

@@ -19,6 +19,12 @@ class statement;
 
 namespace music_api {
 
+struct Listing {
+  bool auth_ok = false;        // the key and membership still hold (else the caller's cache was stale)
+  bool collection_ok = false;  // no collection asked for, or it is the caller's in this org
+  const TrackPage* page = nullptr;  // valid until the next call; empty unless both hold
+};
+
 class Database {
  public:
   Database(std::string conninfo, int statement_timeout_ms);
@@ -30,11 +36,13 @@ class Database {
   // and logs the raw error with `trace_id`; nothing internal reaches the client.
   Result<std::optional<KeyRecord>> FindKey(std::string_view key_id, std::string_view org_id,
                                            std::string_view trace_id);
-  Result<bool> CollectionOwned(std::string_view collection_id, std::string_view org_id, std::string_view user_id,
-                               std::string_view trace_id);
-  // The page stays valid until the next call.
-  Result<const TrackPage*> ListTracks(std::string_view org_id, std::string_view user_id, const ListParams& params,
-                                      std::string_view trace_id);
+  // The page, with the statement's own check of the caller and of the collection.
+  Result<Listing> ListTracks(std::string_view key_id, std::string_view org_id, std::string_view user_id,
+                             const ListParams& params, std::string_view trace_id);
+  // True when authorizations cached from this database may be stale: a key or membership changed
+  // (LISTEN/NOTIFY), or the session was reopened (notifications may have been missed). Cheap: it
+  // reads what the server already sent, without a round trip.
+  bool AuthChanged();
   // One round trip, for the health check.
   Result<bool> Ping(std::string_view trace_id);
   // Database calls that failed since the worker started (for the status page).
@@ -55,6 +63,7 @@ class Database {
   std::unique_ptr<soci::session> session_;
   std::unique_ptr<Statements> statements_;
   uint64_t failures_ = 0;
+  bool auth_changed_ = true;
 };
 
 }  // namespace music_api

@@ -15,20 +15,22 @@ inline constexpr std::string_view kSessionSetup =
 inline constexpr std::string_view kFindKey =
     "SELECT k.secret_hash, k.user_id, "
     "CASE WHEN k.revoked_at IS NULL THEN 0 ELSE 1 END, "
-    "CASE WHEN k.expires_at IS NOT NULL AND k.expires_at <= now() THEN 1 ELSE 0 END, "
+    "CAST(floor(extract(epoch FROM k.expires_at)) AS bigint), "
     "CASE WHEN m.user_id IS NULL THEN 0 ELSE 1 END, "
     "CASE WHEN 'USE_MUSIC_GENERATION' = ANY (m.capabilities) THEN 1 ELSE 0 END "
     "FROM api_keys k LEFT JOIN memberships m ON m.user_id = k.user_id AND m.org_id = :org "
     "WHERE k.id = :key";
 
-// Whether a collection exists *and* is the caller's in this org: one answer for both (no leak).
-inline constexpr std::string_view kCollectionOwned =
-    "SELECT count(*) FROM collections WHERE id = :collection AND org_id = :org AND user_id = :user";
-
 inline constexpr std::string_view kPing = "SELECT 1";
+inline constexpr std::string_view kListenAuthChanges = "LISTEN music_api_auth";
+inline constexpr std::string_view kAuthChannel = "music_api_auth";
 
-// The listing. The inner query walks one index in (saved_at DESC, track_id DESC) order and stops
-// after offset+limit entries; only the rows of the page are joined to tracks.
+// The listing, in one round trip with its own authorization check. `guard` re-checks what the
+// worker's cache believes (key neither revoked nor expired, membership with the capability) and,
+// with a collection filter, that the collection is the caller's in this org (missing and foreign
+// get one answer: no leak). The page query walks one index in (saved_at DESC, track_id DESC)
+// order, stops after offset+limit entries and runs only when the guard holds; only the page's
+// rows are joined to tracks. LEFT JOINs keep one row (with a NULL id) for an empty page.
 struct ListingFilters {
   bool mode = false;
   bool engine = false;
@@ -39,19 +41,28 @@ inline constexpr int kListingVariants = 8;
 
 inline std::string ListingQuery(ListingFilters filters) {
   std::string q =
-      "SELECT t.id, t.title, t.engine, t.mode, t.measured_duration_seconds, "
-      "CASE WHEN t.instrumental THEN 1 ELSE 0 END, t.licence_class, "
-      "CAST(floor(extract(epoch FROM t.created_at)) AS bigint) "
-      "FROM (SELECT s.track_id, s.saved_at FROM library_saves s ";
+      "SELECT CASE WHEN guard.auth_ok THEN 1 ELSE 0 END, CASE WHEN guard.collection_ok THEN 1 ELSE 0 END, "
+      "t.id, t.title, coalesce(t.engine, ''), coalesce(t.mode, ''), t.measured_duration_seconds, "
+      "CASE WHEN t.instrumental THEN 1 ELSE 0 END, coalesce(t.licence_class, ''), "
+      "coalesce(CAST(floor(extract(epoch FROM t.created_at)) AS bigint), 0) "
+      "FROM (SELECT EXISTS (SELECT 1 FROM api_keys k JOIN memberships m "
+      "ON m.user_id = k.user_id AND m.org_id = :org "
+      "WHERE k.id = :key AND k.user_id = :user AND k.revoked_at IS NULL "
+      "AND (k.expires_at IS NULL OR k.expires_at > now()) "
+      "AND 'USE_MUSIC_GENERATION' = ANY (m.capabilities)) AS auth_ok, ";
+  q += filters.collection ? "EXISTS (SELECT 1 FROM collections c WHERE c.id = :collection AND c.org_id = :org "
+                            "AND c.user_id = :user) AS collection_ok) guard "
+                          : "true AS collection_ok) guard ";
+  q += "LEFT JOIN LATERAL (SELECT s.track_id, s.saved_at FROM library_saves s ";
   if (filters.collection) {
     q += "JOIN collection_tracks ct ON ct.collection_id = :collection AND ct.track_id = s.track_id ";
   }
-  q += "WHERE s.user_id = :user AND s.org_id = :org ";
+  q += "WHERE guard.auth_ok AND guard.collection_ok AND s.user_id = :user AND s.org_id = :org ";
   if (filters.mode) q += "AND s.mode = :mode ";
   if (filters.engine) q += "AND s.engine = :engine ";
   q +=
-      "ORDER BY s.saved_at DESC, s.track_id DESC LIMIT :limit OFFSET :offset) page "
-      "JOIN tracks t ON t.id = page.track_id "
+      "ORDER BY s.saved_at DESC, s.track_id DESC LIMIT :limit OFFSET :offset) page ON true "
+      "LEFT JOIN tracks t ON t.id = page.track_id "
       "ORDER BY page.saved_at DESC, page.track_id DESC";
   return q;
 }

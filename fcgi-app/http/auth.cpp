@@ -26,12 +26,12 @@ std::optional<std::string_view> PresentedApiKey(std::string_view x_api_key, std:
 }
 
 Result<std::string> Authorize(const std::optional<KeyRecord>& record, const ApiKeyParts& key,
-                              std::string_view pepper, bool organization_well_formed) {
+                              std::string_view pepper, bool organization_well_formed, int64_t now) {
   // The secret is checked before revocation and expiry, so knowing a key id alone reveals nothing.
   if (!record || !ConstantTimeEquals(record->secret_hash, HashApiKeySecret(pepper, key)) || record->revoked) {
     return Fail(ErrorCode::kInvalidApiKey);
   }
-  if (record->expired) return Fail(ErrorCode::kApiKeyExpired);
+  if (record->expires_at && *record->expires_at <= now) return Fail(ErrorCode::kApiKeyExpired);
   // A malformed, unknown or foreign org all get the same 403: no existence leak.
   if (!organization_well_formed || !record->member) return Fail(ErrorCode::kOrganizationAccessDenied);
   if (!record->can_generate) return Fail(ErrorCode::kInsufficientPermissions);

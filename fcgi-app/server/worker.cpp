@@ -63,7 +63,8 @@ void RunWorker(const Config& config, const std::string& pepper, int listen_fd, S
   // libpq connects after fork, here, never in the master.
   Database database(config.database, config.request_timeout_seconds * 1000);
   database.Connect("worker_start");
-  PipelineContext context{database, pepper, config.retry_after_seconds};
+  AuthCache auth_cache;
+  PipelineContext context{database, auth_cache, pepper, config.retry_after_seconds};
   const int slot = stats.ClaimSlot(getpid());
   auto set_state = [&](WorkerState state) {
     if (slot >= 0) stats.slots[slot].state.store(static_cast<int32_t>(state), std::memory_order_relaxed);

@@ -73,23 +73,27 @@ BOOST_AUTO_TEST_CASE(key_format) {
 BOOST_AUTO_TEST_CASE(authorization_decisions) {
   const std::string pepper = "0123456789abcdef0123";
   ApiKeyParts key = NewApiKey();
-  KeyRecord good{HashApiKeySecret(pepper, key), "usr_1", false, false, true, true};
+  const int64_t now = 1'800'000'000;
+  KeyRecord good{HashApiKeySecret(pepper, key), "usr_1", false, std::nullopt, true, true};
   auto code = [&](std::optional<KeyRecord> record, bool org_ok = true) {
-    auto r = Authorize(record, key, pepper, org_ok);
+    auto r = Authorize(record, key, pepper, org_ok, now);
     return r ? std::string("ok") : std::string(Describe(r.error().code).code);
   };
   BOOST_CHECK_EQUAL(code(good), "ok");
   BOOST_CHECK_EQUAL(code(std::nullopt), "INVALID_API_KEY");
   KeyRecord wrong = good;
   wrong.secret_hash = HashApiKeySecret(pepper, NewApiKey());
-  wrong.expired = true;  // a wrong secret never learns that the key expired
+  wrong.expires_at = now - 10;  // a wrong secret never learns that the key expired
   BOOST_CHECK_EQUAL(code(wrong), "INVALID_API_KEY");
   KeyRecord revoked = good;
   revoked.revoked = true;
   BOOST_CHECK_EQUAL(code(revoked), "INVALID_API_KEY");
   KeyRecord expired = good;
-  expired.expired = true;
+  expired.expires_at = now;  // expiry is inclusive of its instant
   BOOST_CHECK_EQUAL(code(expired), "API_KEY_EXPIRED");
+  KeyRecord not_yet = good;
+  not_yet.expires_at = now + 1;
+  BOOST_CHECK_EQUAL(code(not_yet), "ok");
   BOOST_CHECK_EQUAL(code(good, false), "ORGANIZATION_ACCESS_DENIED");
   KeyRecord outsider = good;
   outsider.member = false;
@@ -98,7 +102,8 @@ BOOST_AUTO_TEST_CASE(authorization_decisions) {
   no_capability.can_generate = false;
   BOOST_CHECK_EQUAL(code(no_capability), "INSUFFICIENT_PERMISSIONS");
   // The pepper matters: the same secret under another pepper does not verify.
-  BOOST_CHECK_EQUAL(code(KeyRecord{HashApiKeySecret("another-pepper-value!", key), "usr_1", false, false, true, true}),
+  BOOST_CHECK_EQUAL(code(KeyRecord{HashApiKeySecret("another-pepper-value!", key), "usr_1", false, std::nullopt,
+                                    true, true}),
                     "INVALID_API_KEY");
 }
 
