@@ -99,9 +99,9 @@ Database::~Database() { CloseSession(); }
 
 void Database::OpenSession() {
   auto session = std::make_unique<soci::session>(soci::postgresql, conninfo_);
-  std::string timeout_setting, name_setting;
+  std::string timeout_setting, name_setting, plan_setting;
   *session << sql::kSessionSetup, soci::use(statement_timeout_, "timeout"), soci::into(timeout_setting),
-      soci::into(name_setting);
+      soci::into(name_setting), soci::into(plan_setting);
   *session << sql::kListenAuthChanges;
   // After a reconnect the server has forgotten every prepared statement: prepare them again.
   statements_ = std::make_unique<Statements>(*session);

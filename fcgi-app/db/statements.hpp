@@ -6,10 +6,14 @@
 
 namespace music_api::sql {
 
-// Per-session settings, bound so that even these are never string-built.
+// Per-session settings, bound so that even these are never string-built. Generic plans: every
+// statement here is one fixed shape whose best plan does not depend on the values (index range
+// scans), and under plan_cache_mode=auto PostgreSQL kept re-planning the listing on every execution,
+// which cost more CPU than running it.
 inline constexpr std::string_view kSessionSetup =
     "SELECT set_config('statement_timeout', :timeout, false), "
-    "set_config('application_name', 'music-api', false)";
+    "set_config('application_name', 'music-api', false), "
+    "set_config('plan_cache_mode', 'force_generic_plan', false)";
 
 // The key row and, in the same round trip, the caller's membership in the requested org.
 inline constexpr std::string_view kFindKey =
@@ -53,15 +57,26 @@ inline std::string ListingQuery(ListingFilters filters) {
   q += filters.collection ? "EXISTS (SELECT 1 FROM collections c WHERE c.id = :collection AND c.org_id = :org "
                             "AND c.user_id = :user) AS collection_ok) guard "
                           : "true AS collection_ok) guard ";
-  q += "LEFT JOIN LATERAL (SELECT s.track_id, s.saved_at FROM library_saves s ";
   if (filters.collection) {
-    q += "JOIN collection_tracks ct ON ct.collection_id = :collection AND ct.track_id = s.track_id ";
+    // Collection entries carry the owner's saved_at (004_collection_saved_at.sql): NULL means
+    // "in the collection, not saved", which is not listed. The guard made sure the owner is the
+    // caller; mode and engine come from the track.
+    q += "LEFT JOIN LATERAL (SELECT ct.track_id, ct.saved_at FROM collection_tracks ct ";
+    if (filters.mode || filters.engine) q += "JOIN tracks ft ON ft.id = ct.track_id ";
+    q += "WHERE guard.auth_ok AND guard.collection_ok AND ct.collection_id = :collection "
+         "AND ct.saved_at IS NOT NULL ";
+    if (filters.mode) q += "AND ft.mode = :mode ";
+    if (filters.engine) q += "AND ft.engine = :engine ";
+    q += "ORDER BY ct.saved_at DESC, ct.track_id DESC ";
+  } else {
+    q += "LEFT JOIN LATERAL (SELECT s.track_id, s.saved_at FROM library_saves s "
+         "WHERE guard.auth_ok AND s.user_id = :user AND s.org_id = :org ";
+    if (filters.mode) q += "AND s.mode = :mode ";
+    if (filters.engine) q += "AND s.engine = :engine ";
+    q += "ORDER BY s.saved_at DESC, s.track_id DESC ";
   }
-  q += "WHERE guard.auth_ok AND guard.collection_ok AND s.user_id = :user AND s.org_id = :org ";
-  if (filters.mode) q += "AND s.mode = :mode ";
-  if (filters.engine) q += "AND s.engine = :engine ";
   q +=
-      "ORDER BY s.saved_at DESC, s.track_id DESC LIMIT :limit OFFSET :offset) page ON true "
+      "LIMIT :limit OFFSET :offset) page ON true "
       "LEFT JOIN tracks t ON t.id = page.track_id "
       "ORDER BY page.saved_at DESC, page.track_id DESC";
   return q;
