@@ -9,6 +9,10 @@ namespace music_api::sql::admin {
 inline constexpr std::string_view kCreateMigrationsTable =
     "CREATE TABLE IF NOT EXISTS schema_migrations ("
     " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())";
+inline constexpr std::string_view kQuietNotices = "SET client_min_messages = warning";
+inline constexpr std::string_view kBegin = "BEGIN";
+inline constexpr std::string_view kCommit = "COMMIT";
+inline constexpr std::string_view kRollback = "ROLLBACK";
 inline constexpr std::string_view kMigrationLock = "SELECT pg_advisory_xact_lock(2024061801)";
 inline constexpr std::string_view kMigrationApplied = "SELECT count(*) FROM schema_migrations WHERE version = $1";
 inline constexpr std::string_view kRecordMigration = "INSERT INTO schema_migrations (version) VALUES ($1)";

@@ -54,12 +54,12 @@ void Record(PGconn* connection, std::string_view name) {
 std::span<const Migration> Migrations() { return kMigrations; }
 
 std::vector<std::string> ApplyMigrations(PGconn* connection) {
-  Exec(connection, "SET client_min_messages = warning", "session setup");
+  Exec(connection, sql::admin::kQuietNotices, "session setup");
   Exec(connection, sql::admin::kCreateMigrationsTable, "creating schema_migrations");
   std::vector<std::string> applied;
   for (const Migration& migration : Migrations()) {
     std::string name(migration.name);
-    Exec(connection, "BEGIN", name);
+    Exec(connection, sql::admin::kBegin, name);
     try {
       Exec(connection, sql::admin::kMigrationLock, name);
       if (!Applied(connection, name)) {
@@ -67,9 +67,9 @@ std::vector<std::string> ApplyMigrations(PGconn* connection) {
         Record(connection, name);
         applied.push_back(name);
       }
-      Exec(connection, "COMMIT", name);
+      Exec(connection, sql::admin::kCommit, name);
     } catch (...) {
-      PGresult* rollback = PQexec(connection, "ROLLBACK");
+      PGresult* rollback = PQexec(connection, std::string(sql::admin::kRollback).c_str());
       PQclear(rollback);
       throw;
     }
