@@ -1,6 +1,8 @@
 // The FastCGI ceiling for the benchmark: N prefork workers answering every request with the same
 // headers and body (a file), no database. music-api is measured against this behind the same nginx.
 #include <fcgiapp.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -28,6 +30,7 @@ int main(int argc, char** argv) {
   chmod(argv[1], 0666);
   for (int i = 0; i < std::atoi(argv[2]); ++i) {
     if (fork() == 0) {
+      prctl(PR_SET_PDEATHSIG, SIGTERM);  // stopping the responder stops its workers
       FCGX_Request request;
       FCGX_InitRequest(&request, fd, 0);
       while (FCGX_Accept_r(&request) >= 0) {
