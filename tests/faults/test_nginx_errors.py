@@ -27,6 +27,7 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 
+from processes import alive, children, proc_stat, read_pid  # noqa: E402,F401
 from musicapi import (  # noqa: E402
     ApiTestCase, Headers, Response, World, key_id, load_env, request, ssl_context, tracks_path,
     unique)
@@ -36,26 +37,6 @@ BURST = 40     # burst (nginx/music-api-location.conf)
 
 
 # --------------------------------------------------------------------------- processes
-
-def read_pid(path):
-    try:
-        with open(path, encoding="ascii") as f:
-            return int(f.read().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def alive(pid):
-    """True if pid runs (a zombie counts as gone)."""
-    if not pid:
-        return False
-    try:
-        with open("/proc/%d/stat" % pid, encoding="ascii", errors="replace") as f:
-            stat = f.read()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2:].split()[0] != "Z"
-
 
 def wait_gone(pid, timeout):
     deadline = time.monotonic() + timeout

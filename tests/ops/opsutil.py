@@ -18,6 +18,7 @@ import uuid
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 
 import musicapi  # noqa: E402
+from processes import alive, children, proc_stat, read_pid  # noqa: E402,F401
 from musicapi import World, key_headers, load_env, tracks_path  # noqa: E402,F401
 
 LOCKED_TABLE = "library_saves"
@@ -52,36 +53,6 @@ def wait_for(predicate, timeout, interval=0.05, what="condition"):
 
 
 # --------------------------------------------------------------------------- processes
-
-def proc_stat(pid):
-    """(state, ppid) of pid from /proc, or None if there is no such process."""
-    try:
-        with open("/proc/%d/stat" % pid, "rb") as f:
-            data = f.read().decode("ascii", "replace")
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
-    # comm is in parentheses and may hold spaces or ')': split at the last ')'.
-    rest = data.rsplit(")", 1)[1].split()
-    return rest[0], int(rest[1])
-
-
-def alive(pid):
-    """True if pid exists and is not a zombie."""
-    st = proc_stat(pid)
-    return st is not None and st[0] != "Z"
-
-
-def children(ppid):
-    """Live (non-zombie) child PIDs of ppid, sorted."""
-    out = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        st = proc_stat(int(name))
-        if st and st[1] == ppid and st[0] != "Z":
-            out.append(int(name))
-    return sorted(out)
-
 
 def socket_fds(pid):
     """Number of sockets pid holds open."""

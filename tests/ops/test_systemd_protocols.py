@@ -1,7 +1,9 @@
-"""music-api speaks systemd's notify protocol: the test plays systemd's part on $NOTIFY_SOCKET.
+"""music-api speaks systemd's protocols, with the test (or systemd's own tool) in systemd's part.
 
-READY=1 once workers are forked, RELOADING=1 then READY=1 around a SIGHUP, STATUS= with the
-worker count, WATCHDOG=1 keep-alives when WATCHDOG_USEC is set, STOPPING=1 on SIGTERM.
+Notify: READY=1 once workers are forked, RELOADING=1 then READY=1 around a SIGHUP, STATUS= with
+the worker count, WATCHDOG=1 keep-alives when WATCHDOG_USEC is set, STOPPING=1 on SIGTERM.
+Socket activation: started by systemd-socket-activate, it serves on the socket it was handed
+(LISTEN_FDS/LISTEN_PID) and never opens the one its configuration names.
 """
 
 import os
@@ -69,6 +71,43 @@ class NotifyProtocolTests(unittest.TestCase):
         self.proc.send_signal(signal.SIGTERM)
         self.messages_until("STOPPING=1")
         self.assertEqual(self.proc.wait(timeout=30), 0)
+
+
+class SocketActivationTests(unittest.TestCase):
+    def test_serves_on_the_inherited_socket(self):
+        d = tempfile.mkdtemp(prefix="music-api-activation-")
+        with open(os.path.join(d, "pepper"), "w") as f:
+            f.write("a-test-pepper-of-enough-length\n")
+        conf = os.path.join(d, "music-api.conf")
+        with open(conf, "w") as f:
+            f.write("listen = %s/configured.sock\nworkers = 1\nkey_pepper_file = %s/pepper\n"
+                    "database = host=%s/nowhere dbname=none connect_timeout=1\n" % (d, d, d))
+        activated = os.path.join(d, "activated.sock")
+        log = open(os.path.join(d, "music-api.log"), "w")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MUSIC_API_")}
+        proc = subprocess.Popen(["systemd-socket-activate", "-l", activated, m.load_env()["api"], "--config", conf],
+                                env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        try:
+            deadline = time.monotonic() + 10
+            while not os.path.exists(activated):
+                self.assertLess(time.monotonic(), deadline, "systemd-socket-activate did not listen")
+                time.sleep(0.05)
+            # A FastCGI request on the activated socket reaches the pipeline (no key: 401 JSON).
+            out = subprocess.run(["cgi-fcgi", "-bind", "-connect", activated], capture_output=True, timeout=20,
+                                 env={"REQUEST_METHOD": "GET", "REQUEST_URI": "/v1/music/org_x/tracks"}).stdout
+            self.assertIn(b"Status: 401", out)
+            self.assertIn(b"AUTHENTICATION_REQUIRED", out)
+            self.assertFalse(os.path.exists(os.path.join(d, "configured.sock")),
+                             "the configured socket was opened although one was inherited")
+            with open(os.path.join(d, "music-api.log")) as f:
+                self.assertIn("listen=systemd", f.read())
+            proc.send_signal(signal.SIGTERM)
+            self.assertEqual(proc.wait(timeout=30), 0)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            log.close()
 
 
 if __name__ == "__main__":
