@@ -119,7 +119,34 @@ def worker_rss():
     return [rss_kb(p) for p in children(api)]
 
 
+def soak(total_seconds):
+    """Full load for total_seconds in 30 s slices cycling S1-S4; worker RSS sampled after each."""
+    slices = max(1, total_seconds // 30)
+    samples = [worker_rss()]
+    requests = 0
+    failed = 0
+    for i in range(slices):
+        r = wrk(HTTP, SCENARIOS[i % len(SCENARIOS)][1], duration=30)
+        requests += r["requests"]
+        failed += r["non_2xx"]
+        samples.append(worker_rss())
+        print("soak %3d s: %s rps=%.0f rss_kb=%s" % ((i + 1) * 30, SCENARIOS[i % len(SCENARIOS)][0], r["rps"],
+                                                  samples[-1]), flush=True)
+    # Flatness after the first slice (the first requests grow each worker to its working size).
+    warm = samples[1]
+    change = max(abs(end - start) * 100.0 / start for start, end in zip(warm, samples[-1]) if start)
+    peak = max(max(s) for s in samples)
+    print("soak requests=%d non_2xx=%d rss_kb_after_first_slice=%s rss_kb_end=%s max_change_pct=%.1f peak_kb=%d"
+          % (requests, failed, warm, samples[-1], change, peak))
+    with open(E["BENCH_RESULT_JSON"], "w") as f:
+        json.dump({"soak_seconds": slices * 30, "requests": requests, "non_2xx": failed, "rss_kb_samples": samples,
+                   "max_change_pct_after_first_slice": change, "peak_kb": peak}, f, indent=2)
+    return 1 if failed else 0
+
+
 def main():
+    if E.get("BENCH_SOAK_SECONDS"):
+        return soak(int(E["BENCH_SOAK_SECONDS"]))
     results = {"duration_s": DURATION, "connections": CONNECTIONS, "scenarios": {}, "ceilings": {}}
     rss_start = worker_rss()
     print("warm-up…", flush=True)
