@@ -16,14 +16,14 @@ namespace {
 
 enum class FailureKind { kUnavailable, kInternal };
 
-// The one table from PostgreSQL failure to HTTP: connection trouble, server shutdown, overload
-// and cancelled (timed-out) statements are 503; anything else is a bug or a schema problem: 500.
 // SOCI appends the whole statement and its bound values to its messages; logs keep the reason.
 std::string Reason(const std::exception& e) {
   std::string_view what = e.what();
   return std::string(what.substr(0, std::min(what.find(" while "), size_t{300})));
 }
 
+// The one table from PostgreSQL failure to HTTP: connection trouble, server shutdown, overload
+// and cancelled (timed-out) statements are 503; anything else is a bug or a schema problem: 500.
 FailureKind Classify(std::string_view sqlstate, bool session_broken) {
   if (session_broken) return FailureKind::kUnavailable;
   if (sqlstate.starts_with("08")) return FailureKind::kUnavailable;  // connection exception
