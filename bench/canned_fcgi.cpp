@@ -20,9 +20,11 @@ int main(int argc, char** argv) {
   }
   std::ostringstream body;
   body << std::ifstream(argv[3]).rdbuf();
-  std::string response = "Status: 200 OK\r\nContent-Type: application/json; charset=utf-8\r\n"
-                         "Cache-Control: private, no-store\r\nX-Request-ID: req_canned0000000000000000\r\n"
-                         "Content-Length: " + std::to_string(body.str().size()) + "\r\n\r\n" + body.str();
+  std::string response =
+      "Status: 200 OK\r\nContent-Type: application/json; charset=utf-8\r\n"
+      "Cache-Control: private, no-store\r\nX-Request-ID: req_canned0000000000000000\r\n"
+      "Content-Length: " +
+      std::to_string(body.str().size()) + "\r\n\r\n" + body.str();
   FCGX_Init();
   unlink(argv[1]);
   int fd = FCGX_OpenSocket(argv[1], 1024);

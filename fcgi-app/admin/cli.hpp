@@ -20,8 +20,8 @@ struct UsageError : std::runtime_error {
 };
 
 struct Args {
-  std::vector<std::string> positional;                       // after the command words
-  std::map<std::string, std::vector<std::string>> options;   // --name value (repeatable)
+  std::vector<std::string> positional;                      // after the command words
+  std::map<std::string, std::vector<std::string>> options;  // --name value (repeatable)
 
   std::optional<std::string> Option(const std::string& name) const;
   bool Flag(const std::string& name) const { return options.contains(name); }

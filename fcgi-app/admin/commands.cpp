@@ -18,8 +18,7 @@ namespace music_api::admin {
 namespace sa = sql::admin;
 namespace {
 
-constexpr const char* kLicenceClasses[] = {"commercial_cleared", "commercial_enterprise", "personal_only",
-                                           "unclear"};
+constexpr const char* kLicenceClasses[] = {"commercial_cleared", "commercial_enterprise", "personal_only", "unclear"};
 
 void RequireId(const std::string& value, const char* prefix, const char* what) {
   if (!IsResourceId(value, prefix)) throw UsageError(std::string("not a ") + what + " id: '" + value + "'");

@@ -38,10 +38,9 @@ constexpr Command kCommands[] = {
     {"seed", Seed, "seed --users N --tracks N --saves-per-user N [--keys-file PATH]"},
 };
 
-const std::set<std::string> kValueOptions = {"db",       "config",     "capability", "expires-at",
-                                             "engine",   "mode",       "title",      "duration",
-                                             "licence-class", "created-at", "saved-at", "users",
-                                             "tracks",   "saves-per-user", "keys-file"};
+const std::set<std::string> kValueOptions = {"db",       "config", "capability", "expires-at",     "engine",
+                                             "mode",     "title",  "duration",   "licence-class",  "created-at",
+                                             "saved-at", "users",  "tracks",     "saves-per-user", "keys-file"};
 const std::set<std::string> kFlagOptions = {"instrumental", "help"};
 
 void PrintUsage(std::ostream& out) {
@@ -144,8 +143,7 @@ int main(int argc, char** argv) {
       context.config_path = config.value_or(std::string(music_api::kDefaultConfigPath));
       return command.run(context);
     }
-    std::cerr << "music-admin: unknown command '" << words[0] << (words.size() > 1 ? " " + words[1] : "")
-              << "'\n";
+    std::cerr << "music-admin: unknown command '" << words[0] << (words.size() > 1 ? " " + words[1] : "") << "'\n";
     PrintUsage(std::cerr);
     return 2;
   } catch (const UsageError& e) {

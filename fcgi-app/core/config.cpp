@@ -144,8 +144,8 @@ std::expected<Config, std::string> LoadConfig(const std::string& path, bool file
   for (const auto& [name, value] : overrides) {
     if (auto error = Apply(config, name, value, "--" + name)) return std::unexpected(*error);
   }
-  static constexpr std::pair<const char*, const char*> kEnvironment[] = {
-      {"MUSIC_API_DB", "database"}, {"MUSIC_API_PEPPER_FILE", "key_pepper_file"}};
+  static constexpr std::pair<const char*, const char*> kEnvironment[] = {{"MUSIC_API_DB", "database"},
+                                                                         {"MUSIC_API_PEPPER_FILE", "key_pepper_file"}};
   for (const auto& [variable, name] : kEnvironment) {
     const char* value = std::getenv(variable);
     if (value && *value) {

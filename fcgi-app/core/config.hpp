@@ -11,16 +11,16 @@
 namespace music_api {
 
 struct Config {
-  std::string listen;          // unix socket path, or HOST:PORT / :PORT for TCP
-  unsigned listen_mode = 0;    // permissions of a unix socket
-  std::string listen_owner;    // owner of a unix socket (empty: unchanged)
-  std::string listen_group;    // group of a unix socket (empty: unchanged)
+  std::string listen;        // unix socket path, or HOST:PORT / :PORT for TCP
+  unsigned listen_mode = 0;  // permissions of a unix socket
+  std::string listen_owner;  // owner of a unix socket (empty: unchanged)
+  std::string listen_group;  // group of a unix socket (empty: unchanged)
   int listen_backlog = 0;
-  int workers = 0;             // 0 means 2 x online CPUs
-  int max_requests = 0;        // 0 means never recycle
+  int workers = 0;       // 0 means 2 x online CPUs
+  int max_requests = 0;  // 0 means never recycle
   int request_timeout_seconds = 0;
   int retry_after_seconds = 0;
-  std::string database;        // libpq connection string
+  std::string database;  // libpq connection string
   std::string key_pepper_file;
 
   int EffectiveWorkers() const;

@@ -8,8 +8,8 @@ namespace {
 
 // Indexed by ErrorCode; the static_assert below keeps the two in step.
 constexpr std::array<ErrorInfo, 10> kErrors = {{
-    {401, "AUTHENTICATION_REQUIRED", "authentication_error",
-     "Authentication required. Please provide a valid API key.", "Missing or invalid authorization header"},
+    {401, "AUTHENTICATION_REQUIRED", "authentication_error", "Authentication required. Please provide a valid API key.",
+     "Missing or invalid authorization header"},
     {401, "INVALID_API_KEY", "authentication_error", "The API key provided is invalid or has been revoked.",
      "Invalid API key"},
     {401, "API_KEY_EXPIRED", "authentication_error", "The API key provided has expired. Please create a new key.",
@@ -25,8 +25,8 @@ constexpr std::array<ErrorInfo, 10> kErrors = {{
      "Invalid request parameters"},
     {500, "INTERNAL_ERROR", "server_error", "An unexpected error occurred. Please try again later.",
      "Internal server error"},
-    {503, "SERVICE_UNAVAILABLE", "server_error",
-     "The service is temporarily unavailable. Please try again shortly.", "Database unavailable"},
+    {503, "SERVICE_UNAVAILABLE", "server_error", "The service is temporarily unavailable. Please try again shortly.",
+     "Database unavailable"},
 }};
 static_assert(kErrors.size() == static_cast<size_t>(ErrorCode::kServiceUnavailable) + 1);
 

@@ -11,8 +11,8 @@ void AppendUtc(std::string& out, int64_t epoch_seconds) {
   struct tm tm {};
   gmtime_r(&t, &tm);
   char buf[32];
-  int n = std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                        tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+  int n = std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                        tm.tm_hour, tm.tm_min, tm.tm_sec);
   out.append(buf, static_cast<size_t>(n));
 }
 

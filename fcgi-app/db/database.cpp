@@ -26,8 +26,8 @@ std::string Reason(const std::exception& e) {
 // and cancelled (timed-out) statements are 503; anything else is a bug or a schema problem: 500.
 FailureKind Classify(std::string_view sqlstate, bool session_broken) {
   if (session_broken) return FailureKind::kUnavailable;
-  if (sqlstate.starts_with("08")) return FailureKind::kUnavailable;  // connection exception
-  if (sqlstate.starts_with("57")) return FailureKind::kUnavailable;  // 57014 timeout, 57P0x shutdown
+  if (sqlstate.starts_with("08")) return FailureKind::kUnavailable;                  // connection exception
+  if (sqlstate.starts_with("57")) return FailureKind::kUnavailable;                  // 57014 timeout, 57P0x shutdown
   if (sqlstate == "53300" || sqlstate == "53000") return FailureKind::kUnavailable;  // too many connections
   return FailureKind::kInternal;
 }
@@ -59,9 +59,9 @@ struct Database::Statements {
 
   explicit Statements(soci::session& session) {
     find_key = std::make_unique<soci::statement>(
-        (session.prepare << sql::kFindKey, soci::use(org_id, "org"), soci::use(key_id, "key"),
-         soci::into(secret_hash), soci::into(key_user_id), soci::into(revoked),
-         soci::into(expires_at, expires_indicator), soci::into(member), soci::into(can_generate)));
+        (session.prepare << sql::kFindKey, soci::use(org_id, "org"), soci::use(key_id, "key"), soci::into(secret_hash),
+         soci::into(key_user_id), soci::into(revoked), soci::into(expires_at, expires_indicator), soci::into(member),
+         soci::into(can_generate)));
     page.Resize(kMaxLimit);
     for (int i = 0; i < sql::kListingVariants; ++i) {
       sql::ListingFilters filters{(i & 1) != 0, (i & 2) != 0, (i & 4) != 0};

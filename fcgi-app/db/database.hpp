@@ -20,8 +20,8 @@ class statement;
 namespace music_api {
 
 struct Listing {
-  bool auth_ok = false;        // the key and membership still hold (else the caller's cache was stale)
-  bool collection_ok = false;  // no collection asked for, or it is the caller's in this org
+  bool auth_ok = false;             // the key and membership still hold (else the caller's cache was stale)
+  bool collection_ok = false;       // no collection asked for, or it is the caller's in this org
   const TrackPage* page = nullptr;  // valid until the next call; empty unless both hold
 };
 
@@ -34,8 +34,7 @@ class Database {
 
   // Each call maps a database failure to 503 (unreachable, timed out) or 500 (anything else)
   // and logs the raw error with `trace_id`; nothing internal reaches the client.
-  Result<std::optional<KeyRecord>> FindKey(std::string_view key_id, std::string_view org_id,
-                                           std::string_view trace_id);
+  Result<std::optional<KeyRecord>> FindKey(std::string_view key_id, std::string_view org_id, std::string_view trace_id);
   // The page, with the statement's own check of the caller and of the collection.
   Result<Listing> ListTracks(std::string_view key_id, std::string_view org_id, std::string_view user_id,
                              const ListParams& params, std::string_view trace_id);

@@ -27,9 +27,8 @@ void Exec(PGconn* connection, std::string_view sql, std::string_view context) {
 bool Applied(PGconn* connection, std::string_view name) {
   std::string value(name);
   const char* params[] = {value.c_str()};
-  PGresult* result =
-      PQexecParams(connection, std::string(sql::admin::kMigrationApplied).c_str(), 1, nullptr, params, nullptr,
-                   nullptr, 0);
+  PGresult* result = PQexecParams(connection, std::string(sql::admin::kMigrationApplied).c_str(), 1, nullptr, params,
+                                  nullptr, nullptr, 0);
   bool ok = PQresultStatus(result) == PGRES_TUPLES_OK;
   std::string error = PQresultErrorMessage(result);
   bool applied = ok && std::string(PQgetvalue(result, 0, 0)) != "0";
@@ -41,8 +40,8 @@ bool Applied(PGconn* connection, std::string_view name) {
 void Record(PGconn* connection, std::string_view name) {
   std::string value(name);
   const char* params[] = {value.c_str()};
-  PGresult* result = PQexecParams(connection, std::string(sql::admin::kRecordMigration).c_str(), 1, nullptr,
-                                  params, nullptr, nullptr, 0);
+  PGresult* result = PQexecParams(connection, std::string(sql::admin::kRecordMigration).c_str(), 1, nullptr, params,
+                                  nullptr, nullptr, 0);
   bool ok = PQresultStatus(result) == PGRES_COMMAND_OK;
   std::string error = PQresultErrorMessage(result);
   PQclear(result);

@@ -75,10 +75,9 @@ inline std::string ListingQuery(ListingFilters filters) {
     if (filters.engine) q += "AND s.engine = :engine ";
     q += "ORDER BY s.saved_at DESC, s.track_id DESC ";
   }
-  q +=
-      "LIMIT :limit OFFSET :offset) page ON true "
-      "LEFT JOIN tracks t ON t.id = page.track_id "
-      "ORDER BY page.saved_at DESC, page.track_id DESC";
+  q += "LIMIT :limit OFFSET :offset) page ON true "
+       "LEFT JOIN tracks t ON t.id = page.track_id "
+       "ORDER BY page.saved_at DESC, page.track_id DESC";
   return q;
 }
 

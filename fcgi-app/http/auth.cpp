@@ -25,8 +25,8 @@ std::optional<std::string_view> PresentedApiKey(std::string_view x_api_key, std:
   return std::nullopt;
 }
 
-Result<std::string> Authorize(const std::optional<KeyRecord>& record, const ApiKeyParts& key,
-                              std::string_view pepper, bool organization_well_formed, int64_t now) {
+Result<std::string> Authorize(const std::optional<KeyRecord>& record, const ApiKeyParts& key, std::string_view pepper,
+                              bool organization_well_formed, int64_t now) {
   // The secret is checked before revocation and expiry, so knowing a key id alone reveals nothing.
   if (!record || !ConstantTimeEquals(record->secret_hash, HashApiKeySecret(pepper, key)) || record->revoked) {
     return Fail(ErrorCode::kInvalidApiKey);

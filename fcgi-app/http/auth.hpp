@@ -17,7 +17,7 @@ std::optional<std::string_view> PresentedApiKey(std::string_view x_api_key, std:
 
 // Decides from the key's row (nullopt: no such key id) who the caller is, and whether they may list
 // tracks in the requested org at `now` (unix seconds). Returns the caller's user id.
-Result<std::string> Authorize(const std::optional<KeyRecord>& record, const ApiKeyParts& key,
-                              std::string_view pepper, bool organization_well_formed, int64_t now);
+Result<std::string> Authorize(const std::optional<KeyRecord>& record, const ApiKeyParts& key, std::string_view pepper,
+                              bool organization_well_formed, int64_t now);
 
 }  // namespace music_api

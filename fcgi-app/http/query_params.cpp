@@ -33,8 +33,8 @@ Result<std::optional<std::string>> ValidateFilter(std::string_view name, std::st
     return Fail(ApiError::Validation(std::string(name), std::string(name) + " must be at most 64 bytes"));
   }
   if (!IsValidUtf8(value) || HasControlCharacter(value)) {
-    return Fail(ApiError::Validation(std::string(name),
-                                     std::string(name) + " must be valid UTF-8 without control characters"));
+    return Fail(
+        ApiError::Validation(std::string(name), std::string(name) + " must be valid UTF-8 without control characters"));
   }
   return std::optional<std::string>(std::move(value));
 }
@@ -97,8 +97,8 @@ Result<ListParams> ParseListParams(std::string_view query) {
       case kCollectionId:
         if (!value.empty()) {
           if (!IsResourceId(value, "mcoll_")) {
-            return Fail(ApiError::Validation(
-                name, "collection_id must be mcoll_ followed by 1 to 64 of A-Z a-z 0-9 _ -"));
+            return Fail(
+                ApiError::Validation(name, "collection_id must be mcoll_ followed by 1 to 64 of A-Z a-z 0-9 _ -"));
           }
           params.collection_id = std::move(value);
         }

@@ -26,7 +26,9 @@ constexpr auto kStopTimeout = std::chrono::seconds(30);
 class Master {
  public:
   Master(Config config, std::string pepper, ListenSocket socket, MasterOptions options)
-      : config_(std::move(config)), pepper_(std::move(pepper)), socket_(std::move(socket)),
+      : config_(std::move(config)),
+        pepper_(std::move(pepper)),
+        socket_(std::move(socket)),
         options_(std::move(options)) {}
 
   int Run();
@@ -64,8 +66,7 @@ int Master::LiveWorkers() const {
 void Master::Notify(std::string_view state) {
   std::string message(state);
   message += (message.empty() ? "" : "\n");
-  message += "STATUS=" + std::to_string(LiveWorkers()) + " workers serving, " + std::to_string(restarts_) +
-             " restarts";
+  message += "STATUS=" + std::to_string(LiveWorkers()) + " workers serving, " + std::to_string(restarts_) + " restarts";
   sd_notify(0, message.c_str());
 }
 
@@ -165,7 +166,8 @@ int Master::Run() {
   sigprocmask(SIG_BLOCK, &signals, nullptr);
 
   Log("info", "master_started",
-      {{"pid", std::to_string(getpid())}, {"listen", socket_.description},
+      {{"pid", std::to_string(getpid())},
+       {"listen", socket_.description},
        {"workers", std::to_string(config_.EffectiveWorkers())}});
   for (int i = 0; i < config_.EffectiveWorkers(); ++i) Spawn();
   Notify("READY=1");
@@ -190,14 +192,19 @@ int Master::Run() {
     siginfo_t info;
     int sig = sigtimedwait(&signals, &info, &wait);
     switch (sig) {
-      case SIGCHLD: Reap(); break;
+      case SIGCHLD:
+        Reap();
+        break;
       case SIGHUP:
         if (!stopping_) Reload();
         break;
       case SIGTERM:
       case SIGINT:
-      case SIGQUIT: BeginStop(); break;
-      default: break;  // timeout: the loop re-checks respawns and deadlines
+      case SIGQUIT:
+        BeginStop();
+        break;
+      default:
+        break;  // timeout: the loop re-checks respawns and deadlines
     }
   }
   close(socket_.fd);

@@ -124,14 +124,16 @@ std::string SharedStats::RenderPrometheus() const {
   out.append("# HELP music_api_workers Worker processes by state.\n# TYPE music_api_workers gauge\n");
   line("music_api_workers{state=\"idle\"}", t.idle);
   line("music_api_workers{state=\"busy\"}", t.busy);
-  out.append("# HELP music_api_requests_total Requests answered, by status class.\n"
-             "# TYPE music_api_requests_total counter\n");
+  out.append(
+      "# HELP music_api_requests_total Requests answered, by status class.\n"
+      "# TYPE music_api_requests_total counter\n");
   for (int cls = 1; cls <= 5; ++cls) {
     line("music_api_requests_total{class=\"" + std::to_string(cls) + "xx\"}",
          static_cast<double>(requests_by_class[cls].load()));
   }
-  out.append("# HELP music_api_request_duration_seconds Time from accept to the response written.\n"
-             "# TYPE music_api_request_duration_seconds histogram\n");
+  out.append(
+      "# HELP music_api_request_duration_seconds Time from accept to the response written.\n"
+      "# TYPE music_api_request_duration_seconds histogram\n");
   uint64_t cumulative = 0;
   for (int b = 0; b < kLatencyBuckets; ++b) {
     cumulative += latency_buckets[b].load();
@@ -144,14 +146,17 @@ std::string SharedStats::RenderPrometheus() const {
   }
   line("music_api_request_duration_seconds_sum", static_cast<double>(latency_sum_us.load()) / 1e6);
   line("music_api_request_duration_seconds_count", static_cast<double>(cumulative));
-  out.append("# HELP music_api_database_errors_total Failed database calls.\n"
-             "# TYPE music_api_database_errors_total counter\n");
+  out.append(
+      "# HELP music_api_database_errors_total Failed database calls.\n"
+      "# TYPE music_api_database_errors_total counter\n");
   line("music_api_database_errors_total", static_cast<double>(database_errors.load()));
-  out.append("# HELP music_api_worker_restarts_total Workers replaced after exiting.\n"
-             "# TYPE music_api_worker_restarts_total counter\n");
+  out.append(
+      "# HELP music_api_worker_restarts_total Workers replaced after exiting.\n"
+      "# TYPE music_api_worker_restarts_total counter\n");
   line("music_api_worker_restarts_total", static_cast<double>(restarts.load()));
-  out.append("# HELP music_api_uptime_seconds Seconds since the master started.\n"
-             "# TYPE music_api_uptime_seconds gauge\n");
+  out.append(
+      "# HELP music_api_uptime_seconds Seconds since the master started.\n"
+      "# TYPE music_api_uptime_seconds gauge\n");
   line("music_api_uptime_seconds", static_cast<double>(static_cast<int64_t>(std::time(nullptr)) - started_at.load()));
   return out;
 }

@@ -88,9 +88,9 @@ void RunWorker(const Config& config, const std::string& pepper, int listen_fd, S
     // Last resort if a request hangs outside the database (statement_timeout covers the database):
     // the default SIGALRM action ends the worker, and the master replaces it.
     alarm(static_cast<unsigned>(config.request_timeout_seconds * 2 + 1));
-    Request request{Param(fcgi, "REQUEST_METHOD"), Param(fcgi, "REQUEST_URI"), Param(fcgi, "QUERY_STRING"),
-                    Param(fcgi, "HTTP_X_API_KEY"), Param(fcgi, "HTTP_AUTHORIZATION"),
-                    Param(fcgi, "MUSIC_API_INTERNAL")};
+    Request request{Param(fcgi, "REQUEST_METHOD"),     Param(fcgi, "REQUEST_URI"),
+                    Param(fcgi, "QUERY_STRING"),       Param(fcgi, "HTTP_X_API_KEY"),
+                    Param(fcgi, "HTTP_AUTHORIZATION"), Param(fcgi, "MUSIC_API_INTERNAL")};
     std::string trace_id = NewTraceId();
     try {
       if (request.internal_endpoint.empty()) {

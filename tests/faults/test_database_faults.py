@@ -358,6 +358,14 @@ class StatementTimeoutTests(DbFaultCase):
         granted, waiting = out.split()
         return int(granted), int(waiting)
 
+    def holder_has_lock(self, tag):
+        """The lock is held once pg_locks shows it granted, or once the holder sleeps (which it
+        only does after LOCK TABLE returned): two views, so one lagging cannot stall the test."""
+        _, out, _ = psql(load_env()["db_owner"],
+                         "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s "
+                         "AND wait_event = 'PgSleep'" % ("'" + tag + "'"))
+        return int(out.strip() or 0) > 0 or self.lock_state()[0] > 0
+
     def test_statement_over_budget_is_cancelled_and_answered_503(self):
         e = load_env()
         tag = unique("h4lock").replace("-", "_")
@@ -372,8 +380,18 @@ class StatementTimeoutTests(DbFaultCase):
                        "WHERE application_name = %s" % ("'" + tag + "'"))
         try:
             deadline = time.monotonic() + 30
-            while self.lock_state()[0] == 0:
-                self.assertIsNone(holder.poll(), holder.stderr.read() if holder.stderr else "")
+            polls, slowest, started = 0, 0.0, time.monotonic()
+            while True:
+                poll_started = time.monotonic()
+                locked = self.holder_has_lock(tag)
+                polls += 1
+                slowest = max(slowest, time.monotonic() - poll_started)
+                if locked:
+                    break
+                if holder.poll() is not None:
+                    self.fail("the lock holder exited (%s) after %.1f s before any of %d polls (slowest %.2f s) "
+                              "saw its lock; stderr: %r" % (holder.returncode, time.monotonic() - started, polls,
+                                                           slowest, holder.stderr.read() if holder.stderr else b""))
                 if time.monotonic() > deadline:
                     _, activity, _ = psql(e["db_owner"], "SELECT pid, application_name, state, wait_event_type, "
                                           "wait_event, left(query, 80) FROM pg_stat_activity", check=False)

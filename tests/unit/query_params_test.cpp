@@ -42,8 +42,8 @@ BOOST_AUTO_TEST_CASE(accepts_bounds) {
 }
 
 BOOST_AUTO_TEST_CASE(rejects_bad_integers) {
-  for (std::string_view v : {"abc", "1.5", "-1", "+5", "%205", "101", "0", "0x10", "99999999999999999999", "1e2",
-                             "5%20", "%2B5"}) {
+  for (std::string_view v :
+       {"abc", "1.5", "-1", "+5", "%205", "101", "0", "0x10", "99999999999999999999", "1e2", "5%20", "%2B5"}) {
     BOOST_CHECK_EQUAL(FieldOf("limit=" + std::string(v)), "limit");
   }
   for (std::string_view v : {"abc", "-1", "2147483648", "+0", "1.0", "99999999999999999999999"}) {
@@ -92,12 +92,14 @@ BOOST_AUTO_TEST_CASE(filters_are_decoded_and_checked) {
   BOOST_CHECK_EQUAL(*p->engine, "\xE2\x98\x95");
   BOOST_CHECK_EQUAL(FieldOf("mode=" + std::string(65, 'x')), "mode");
   BOOST_CHECK_EQUAL(FieldOf("engine=%ff"), "engine");
-  BOOST_CHECK_EQUAL(FieldOf("engine=%C0%AF"), "engine");  // overlong '/'
+  BOOST_CHECK_EQUAL(FieldOf("engine=%C0%AF"), "engine");     // overlong '/'
   BOOST_CHECK_EQUAL(FieldOf("engine=%ED%A0%80"), "engine");  // surrogate
   BOOST_CHECK_EQUAL(FieldOf("mode=a%0Ab"), "mode");
   BOOST_CHECK_EQUAL(FieldOf("mode=%C2%85"), "mode");  // C1 control
   BOOST_CHECK_EQUAL(FieldOf("mode=%7F"), "mode");
-  for (std::string_view c : {"coll_1", "mcoll_", "mcoll_a%20b", "mcoll_" "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+  for (std::string_view c : {"coll_1", "mcoll_", "mcoll_a%20b",
+                             "mcoll_"
+                             "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
                              "mcoll_%27", "MCOLL_a"}) {
     BOOST_CHECK_EQUAL(FieldOf("collection_id=" + std::string(c)), "collection_id");
   }

@@ -36,8 +36,9 @@ BOOST_AUTO_TEST_CASE(other_methods_are_405) {
 }
 
 BOOST_AUTO_TEST_CASE(malformed_org_still_routes_without_an_id) {
-  for (std::string_view path : {"/v1/music/org_%27/tracks", "/v1/music/not-an-org/tracks", "/v1/music/org_%zz/tracks",
-                                "/v1/music/org_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/tracks"}) {
+  for (std::string_view path :
+       {"/v1/music/org_%27/tracks", "/v1/music/not-an-org/tracks", "/v1/music/org_%zz/tracks",
+        "/v1/music/org_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/tracks"}) {
     auto r = MatchRoute("GET", path);
     BOOST_REQUIRE(r);
     BOOST_CHECK(!r->organization_id);
@@ -102,9 +103,9 @@ BOOST_AUTO_TEST_CASE(authorization_decisions) {
   no_capability.can_generate = false;
   BOOST_CHECK_EQUAL(code(no_capability), "INSUFFICIENT_PERMISSIONS");
   // The pepper matters: the same secret under another pepper does not verify.
-  BOOST_CHECK_EQUAL(code(KeyRecord{HashApiKeySecret("another-pepper-value!", key), "usr_1", false, std::nullopt,
-                                    true, true}),
-                    "INVALID_API_KEY");
+  BOOST_CHECK_EQUAL(
+      code(KeyRecord{HashApiKeySecret("another-pepper-value!", key), "usr_1", false, std::nullopt, true, true}),
+      "INVALID_API_KEY");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
