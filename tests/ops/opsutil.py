@@ -504,3 +504,26 @@ class TableLock:
 
     def __exit__(self, *exc):
         self.release()
+
+
+class BackgroundRequest:
+    """One listing request run in a thread; `result` gets "r" (the response) or "error", and "secs"."""
+
+    def __init__(self, fixture, key, timeout=30):
+        self.result = {}
+        self._thread = threading.Thread(target=self._run, args=(fixture, key, timeout), daemon=True)
+
+    def _run(self, fixture, key, timeout):
+        started = time.monotonic()
+        try:
+            self.result["r"] = fixture.get(key, timeout=timeout)
+        except Exception as ex:  # noqa: BLE001 - any failure is the test's finding
+            self.result["error"] = ex
+        self.result["secs"] = time.monotonic() - started
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def join(self, timeout):
+        self._thread.join(timeout)

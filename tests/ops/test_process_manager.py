@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import unittest
 
@@ -20,6 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import opsutil  # noqa: E402
 from opsutil import (  # noqa: E402
+    BackgroundRequest,
     Fixture, LogWatch, Stream, TableLock, alive, children, env, error_code, master_pid,
     say, wait_exit, wait_for, wait_pool, wait_serving)
 from musicapi import ApiTestCase  # noqa: E402
@@ -119,20 +119,11 @@ class ProcessManagerTests(ApiTestCase):
         deterministic by blocking it on a table lock, then killing the worker serving it."""
         fx = Fixture("ops-kill9busy", keys=2)
         master, before = self.master, self.pool
-        result = {}
-
-        def slow():
-            t = time.monotonic()
-            try:
-                result["r"] = fx.get(fx.keys[0], timeout=30)
-            except Exception as ex:  # noqa: BLE001
-                result["error"] = ex
-            result["secs"] = time.monotonic() - t
-
+        th = BackgroundRequest(fx, fx.keys[0])
+        result = th.result
         lock = TableLock(3.0)
         try:
             lock.start()
-            th = threading.Thread(target=slow, daemon=True)
             th.start()
             wait_for(lambda: lock.waiters() >= 1, 3.0, 0.05, "the request to block on the lock")
             busy, _ = wait_for(lambda: opsutil.busy_workers(master), 2.0, 0.02, "a busy worker")
@@ -189,20 +180,11 @@ class ProcessManagerTests(ApiTestCase):
         fx = Fixture("ops-hupslow", keys=2)
         master, before = self.master, self.pool
         log = LogWatch()
-        result = {}
-
-        def slow():
-            t = time.monotonic()
-            try:
-                result["r"] = fx.get(fx.keys[0], timeout=30)
-            except Exception as ex:  # noqa: BLE001
-                result["error"] = ex
-            result["secs"] = time.monotonic() - t
-
+        th = BackgroundRequest(fx, fx.keys[0])
+        result = th.result
         lock = TableLock(2.5)
         try:
             lock.start()
-            th = threading.Thread(target=slow, daemon=True)
             th.start()
             wait_for(lambda: lock.waiters() >= 1, 3.0, 0.05, "the request to block on the lock")
             busy, _ = wait_for(lambda: opsutil.busy_workers(master), 2.0, 0.02, "a busy worker")
@@ -326,35 +308,18 @@ class ProcessManagerTests(ApiTestCase):
         wait_pool(self.workers, master, timeout=10)
         log = LogWatch()
         lock = TableLock(3.0)
-        result = {}
-
-        def slow():
-            t = time.monotonic()
-            try:
-                result["r"] = fx.get(fx.keys[0], timeout=30)
-            except Exception as ex:  # noqa: BLE001
-                result["error"] = ex
-            result["secs"] = time.monotonic() - t
-
-        late = {}
-
-        def late_request():
-            t = time.monotonic()
-            try:
-                late["r"] = fx.get(fx.keys[1], timeout=30)
-            except Exception as ex:  # noqa: BLE001
-                late["error"] = ex
-            late["secs"] = time.monotonic() - t
+        th = BackgroundRequest(fx, fx.keys[0])
+        result = th.result
+        late_th = BackgroundRequest(fx, fx.keys[1])
+        late = late_th.result
 
         try:
             lock.start()
-            th = threading.Thread(target=slow, daemon=True)
             th.start()
             wait_for(lambda: lock.waiters() >= 1, 3.0, 0.05, "the request to block on the lock")
             t_term = time.monotonic()
             os.kill(master, signal.SIGTERM)
             time.sleep(0.3)
-            late_th = threading.Thread(target=late_request, daemon=True)
             late_th.start()
             status, _ = wait_exit(master, 10.0)
             stop_secs = time.monotonic() - t_term
