@@ -43,7 +43,6 @@ int SharedStats::ClaimSlot(int32_t pid) {
   for (int i = 0; i < kMaxWorkerSlots; ++i) {
     int32_t expected = 0;
     if (slots[i].pid.compare_exchange_strong(expected, pid)) {
-      slots[i].requests = 0;
       slots[i].state = static_cast<int32_t>(WorkerState::kIdle);
       return i;
     }
@@ -61,14 +60,13 @@ void SharedStats::ReleaseSlot(int32_t pid) {
   }
 }
 
-void SharedStats::RecordRequest(int slot, int status, double duration_ms) {
+void SharedStats::RecordRequest(int status, double duration_ms) {
   int cls = status / 100;
   if (cls >= 1 && cls <= 5) requests_by_class[cls].fetch_add(1, std::memory_order_relaxed);
   int bucket = 0;
   while (bucket < kLatencyBuckets - 1 && duration_ms > kLatencyBucketsMs[bucket]) ++bucket;
   latency_buckets[bucket].fetch_add(1, std::memory_order_relaxed);
   latency_sum_us.fetch_add(static_cast<uint64_t>(duration_ms * 1000), std::memory_order_relaxed);
-  if (slot >= 0) slots[slot].requests.fetch_add(1, std::memory_order_relaxed);
 }
 
 std::string SharedStats::RenderJson() const {

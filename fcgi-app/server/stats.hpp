@@ -17,7 +17,6 @@ enum class WorkerState : int32_t { kFree = 0, kIdle = 1, kBusy = 2 };
 struct WorkerSlot {
   std::atomic<int32_t> pid;
   std::atomic<int32_t> state;
-  std::atomic<uint64_t> requests;
 };
 
 struct SharedStats {
@@ -33,7 +32,7 @@ struct SharedStats {
   static SharedStats* Create();
   int ClaimSlot(int32_t pid);  // master, at fork; -1 when full
   void ReleaseSlot(int32_t pid);
-  void RecordRequest(int slot, int status, double duration_ms);
+  void RecordRequest(int status, double duration_ms);
 
   std::string RenderJson() const;
   std::string RenderPrometheus() const;

@@ -113,7 +113,7 @@ void RunWorker(const Config& config, const std::string& pepper, int listen_fd, S
     alarm(0);
 
     double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
-    stats.RecordRequest(slot, response.status, ms);
+    stats.RecordRequest(response.status, ms);
     stats.database_errors.fetch_add(database.failures() - failures_reported, std::memory_order_relaxed);
     failures_reported = database.failures();
     set_state(WorkerState::kIdle);
