@@ -59,5 +59,7 @@ int LibraryUnsave(Context& context);
 int CollectionCreate(Context& context);
 int CollectionAdd(Context& context);
 int Seed(Context& context);
+int Check(Context& context);
+int Explain(Context& context);
 
 }  // namespace music_api::admin

@@ -36,6 +36,8 @@ constexpr Command kCommands[] = {
     {"collection create", CollectionCreate, "collection create ORG USER NAME"},
     {"collection add", CollectionAdd, "collection add COLLECTION TRACK"},
     {"seed", Seed, "seed --users N --tracks N --saves-per-user N [--keys-file PATH]"},
+    {"check", Check, "check   (consistency report of the denormalized copies; exit 1 on drift)"},
+    {"explain", Explain, "explain   (the generic plan of every listing variant)"},
 };
 
 const std::set<std::string> kValueOptions = {"db",       "config", "capability", "expires-at",     "engine",

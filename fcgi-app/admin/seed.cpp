@@ -1,5 +1,6 @@
 // music-admin seed: bulk benchmark data in a handful of set-based statements.
 #include <soci/soci.h>
+#include <sys/stat.h>
 
 #include <charconv>
 #include <fstream>
@@ -56,7 +57,11 @@ int Seed(Context& context) {
 
   std::ofstream keys_file;
   if (keys_path) {
+    // Plaintext keys: created owner-only (0600), never briefly readable by anyone else.
+    mode_t old_umask = umask(077);
     keys_file.open(*keys_path, std::ios::trunc);
+    umask(old_umask);
+    if (keys_file) chmod(keys_path->c_str(), 0600);  // an existing file keeps its mode on open
     if (!keys_file) throw UsageError("cannot write " + *keys_path);
     keys_file << "# organization\tuser\tkey\tcollection\n";
   }

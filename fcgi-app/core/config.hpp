@@ -10,6 +10,16 @@
 
 namespace music_api {
 
+// The largest `workers` allowed. During a reload the retiring generation is still running beside
+// the new one, so up to twice this many workers (and database connections) exist at once.
+inline constexpr int kMaxWorkers = 1024;
+
+// libpq's connect_timeout for every connection a worker opens (appended to `database`).
+inline constexpr int kConnectTimeoutSeconds = 3;
+// The largest `request_timeout`: a request's whole budget (RequestAlarmSeconds) must end before
+// nginx's fastcgi_read_timeout (30 s in music-api-location.conf), so nginx never gives up first.
+inline constexpr int kMaxRequestTimeoutSeconds = 12;
+
 struct Config {
   std::string listen;        // unix socket path, or HOST:PORT / :PORT for TCP
   unsigned listen_mode = 0;  // permissions of a unix socket
@@ -24,6 +34,11 @@ struct Config {
   std::string key_pepper_file;
 
   int EffectiveWorkers() const;
+  // When a worker's own alarm ends a request that is still running. No database attempt (connect or
+  // statement) starts after request_timeout; one that started just before may take a connect
+  // (kConnectTimeoutSeconds) and a statement (statement_timeout = request_timeout): so the
+  // last byte is due by 2 x request_timeout + connect, and the alarm rings one second later.
+  int RequestAlarmSeconds() const { return 2 * request_timeout_seconds + kConnectTimeoutSeconds + 1; }
 };
 
 struct ConfigKeyInfo {

@@ -35,10 +35,11 @@ struct ApiError {
   ErrorCode code;
   std::string system_message;  // empty: the table's default
   std::string field;           // VALIDATION_ERROR only: details.field
+  std::string_view allow;      // METHOD_NOT_ALLOWED only: the route's methods (static text), for Allow
 
-  static ApiError Of(ErrorCode code) { return {code, {}, {}}; }
+  static ApiError Of(ErrorCode code) { return {code, {}, {}, {}}; }
   static ApiError Validation(std::string field, std::string why) {
-    return {ErrorCode::kValidationError, std::move(why), std::move(field)};
+    return {ErrorCode::kValidationError, std::move(why), std::move(field), {}};
   }
   std::string_view SystemMessage() const {
     return system_message.empty() ? Describe(code).system_message : std::string_view(system_message);

@@ -92,4 +92,16 @@ inline constexpr std::string_view kSeedCollectionTracks =
 inline constexpr std::string_view kAnalyze =
     "ANALYZE organizations, users, memberships, api_keys, tracks, library_saves, collections, collection_tracks";
 
+// music-admin check: every copy the listing reads instead of joining, compared with its source.
+// Each counts the rows that disagree; any non-zero count is drift.
+inline constexpr std::string_view kDriftCollectionSavedAt =
+    "SELECT count(*) FROM collection_tracks ct JOIN collections c ON c.id = ct.collection_id "
+    "LEFT JOIN library_saves s ON s.user_id = c.user_id AND s.track_id = ct.track_id "
+    "WHERE ct.saved_at IS DISTINCT FROM s.saved_at";
+inline constexpr std::string_view kDriftSaveModeEngine =
+    "SELECT count(*) FROM library_saves s JOIN tracks t ON t.id = s.track_id "
+    "WHERE s.mode IS DISTINCT FROM t.mode OR s.engine IS DISTINCT FROM t.engine OR s.org_id IS DISTINCT FROM t.org_id";
+// music-admin explain: the generic plan of each listing variant (db/statements.hpp's text).
+inline constexpr std::string_view kGenericPlans = "SET plan_cache_mode = force_generic_plan";
+
 }  // namespace music_api::sql::admin

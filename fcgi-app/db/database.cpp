@@ -9,7 +9,9 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "core/config.hpp"
 #include "core/log.hpp"
+#include "db/statements.hpp"
 
 namespace music_api {
 namespace {
@@ -32,11 +34,20 @@ FailureKind Classify(std::string_view sqlstate, bool session_broken) {
   return FailureKind::kInternal;
 }
 
+// Failures after which the session itself cannot be trusted: the connection is gone or the server
+// is shutting it down (57P0x). Anything else (a cancelled statement, 57014; a constraint; a bug)
+// leaves a usable session: it is kept, with its LISTEN, and only its statements are prepared again.
+bool DropsSession(std::string_view sqlstate, bool session_broken) {
+  return session_broken || sqlstate.starts_with("08") || sqlstate.starts_with("57P");
+}
+
 std::string WithConnectTimeout(std::string_view conninfo) {
-  // Without connect_timeout libpq waits for TCP as long as the kernel does; a worker must not.
+  // Without connect_timeout libpq waits for TCP as long as the kernel does; a worker must not, and
+  // the request budget (Config::RequestAlarmSeconds) counts on this value. In a key=value string
+  // the last occurrence of a keyword wins, so ours is appended whatever the string says.
   std::string result(conninfo);
   bool is_uri = conninfo.starts_with("postgres://") || conninfo.starts_with("postgresql://");
-  if (!is_uri && conninfo.find("connect_timeout") == std::string_view::npos) result += " connect_timeout=3";
+  if (!is_uri) result += " connect_timeout=" + std::to_string(kConnectTimeoutSeconds);
   return result;
 }
 
@@ -44,7 +55,8 @@ std::string WithConnectTimeout(std::string_view conninfo) {
 
 struct Database::Statements {
   // Bound inputs: the statements hold references to these, so they live here, next to them.
-  std::string key_id, org_id, user_id, collection_id, mode, engine;
+  std::string key_id, presented_hash, org_id, user_id, collection_id, mode, engine;
+  long long now = 0;
   int limit = 0;
   long long offset = 0;
 
@@ -52,7 +64,17 @@ struct Database::Statements {
   int revoked = 0, member = 0, can_generate = 0;
   long long expires_at = 0;
   soci::indicator expires_indicator = soci::i_null;
+  // The listing's columns: the page's own vectors, plus what only the database layer needs
+  // (the statement's verdicts and SOCI's null indicators, turned into plain flags after a fetch).
   TrackPage page;
+  std::vector<int> auth_ok, collection_ok;
+  std::vector<soci::indicator> id_indicator, title_indicator, duration_indicator;
+
+  void Resize(size_t n) {
+    page.Resize(n);
+    auth_ok.resize(n), collection_ok.resize(n);
+    id_indicator.resize(n), title_indicator.resize(n), duration_indicator.resize(n);
+  }
 
   std::unique_ptr<soci::statement> find_key;
   std::array<std::unique_ptr<soci::statement>, sql::kListingVariants> listing;
@@ -62,12 +84,14 @@ struct Database::Statements {
         (session.prepare << sql::kFindKey, soci::use(org_id, "org"), soci::use(key_id, "key"), soci::into(secret_hash),
          soci::into(key_user_id), soci::into(revoked), soci::into(expires_at, expires_indicator), soci::into(member),
          soci::into(can_generate)));
-    page.Resize(kMaxLimit);
+    Resize(kMaxLimit);
     for (int i = 0; i < sql::kListingVariants; ++i) {
       sql::ListingFilters filters{(i & 1) != 0, (i & 2) != 0, (i & 4) != 0};
       soci::statement st(session);
       st.alloc();
       st.exchange(soci::use(key_id, "key"));
+      st.exchange(soci::use(presented_hash, "hash"));
+      st.exchange(soci::use(now, "now"));
       st.exchange(soci::use(user_id, "user"));
       st.exchange(soci::use(org_id, "org"));
       if (filters.mode) st.exchange(soci::use(mode, "mode"));
@@ -75,13 +99,13 @@ struct Database::Statements {
       if (filters.collection) st.exchange(soci::use(collection_id, "collection"));
       st.exchange(soci::use(limit, "limit"));
       st.exchange(soci::use(offset, "offset"));
-      st.exchange(soci::into(page.auth_ok));
-      st.exchange(soci::into(page.collection_ok));
-      st.exchange(soci::into(page.id, page.id_indicator));
-      st.exchange(soci::into(page.title, page.title_indicator));
+      st.exchange(soci::into(auth_ok));
+      st.exchange(soci::into(collection_ok));
+      st.exchange(soci::into(page.id, id_indicator));
+      st.exchange(soci::into(page.title, title_indicator));
       st.exchange(soci::into(page.engine));
       st.exchange(soci::into(page.mode));
-      st.exchange(soci::into(page.duration, page.duration_indicator));
+      st.exchange(soci::into(page.duration, duration_indicator));
       st.exchange(soci::into(page.instrumental));
       st.exchange(soci::into(page.licence_class));
       st.exchange(soci::into(page.created_at));
@@ -103,10 +127,15 @@ void Database::OpenSession() {
   *session << sql::kSessionSetup, soci::use(statement_timeout_, "timeout"), soci::into(timeout_setting),
       soci::into(name_setting), soci::into(plan_setting);
   *session << sql::kListenAuthChanges;
-  // After a reconnect the server has forgotten every prepared statement: prepare them again.
-  statements_ = std::make_unique<Statements>(*session);
   session_ = std::move(session);
+  // After a reconnect the server has forgotten every prepared statement: prepare them again.
+  PrepareStatements();
   auth_changed_ = true;
+}
+
+void Database::PrepareStatements() {
+  statements_.reset();
+  statements_ = std::make_unique<Statements>(*session_);
 }
 
 void Database::CloseSession() {
@@ -136,9 +165,12 @@ bool Database::SessionBroken() const {
 }
 
 bool Database::Connect(std::string_view trace_id) {
-  if (session_ && !SessionBroken()) return true;
-  CloseSession();
   try {
+    if (session_ && !SessionBroken()) {
+      if (!statements_) PrepareStatements();
+      return true;
+    }
+    CloseSession();
     OpenSession();
     return true;
   } catch (const std::exception& e) {
@@ -153,6 +185,10 @@ template <typename Body>
 auto Database::Run(std::string_view what, std::string_view trace_id, Body&& body) -> Result<decltype(body())> {
   // Every statement here is a read, so one retry on a fresh session is safe.
   for (int attempt = 0;; ++attempt) {
+    if (std::chrono::steady_clock::now() >= deadline_) {
+      Log("error", "db_budget_spent", {{"trace_id", trace_id}, {"query", what}});
+      return Fail(ErrorCode::kServiceUnavailable);
+    }
     if (!Connect(trace_id)) return Fail(ErrorCode::kServiceUnavailable);
     std::string sqlstate;
     try {
@@ -165,10 +201,15 @@ auto Database::Run(std::string_view what, std::string_view trace_id, Body&& body
     }
     ++failures_;
     bool broken = SessionBroken();
-    // After any failure the session and its statements are dropped and the next call starts
-    // afresh: a SOCI statement that threw mid-execute must not be reused (it loses its bound
-    // parameter buffers), and nothing half-fetched can ever be rendered.
-    CloseSession();
+    // A SOCI statement that threw mid-execute must not be reused (it loses its bound parameter
+    // buffers), and nothing half-fetched can ever be rendered: the statements always go. The
+    // session goes only when it is unusable; a statement timeout under load must not turn into
+    // a reconnect, a LISTEN and every prepare, just when the server is struggling.
+    if (DropsSession(sqlstate, broken)) {
+      CloseSession();
+    } else {
+      statements_.reset();
+    }
     if (Classify(sqlstate, broken) == FailureKind::kInternal) return Fail(ErrorCode::kInternalError);
     if (!broken || attempt >= 1) return Fail(ErrorCode::kServiceUnavailable);
   }
@@ -195,13 +236,14 @@ Result<std::optional<KeyRecord>> Database::FindKey(std::string_view key_id, std:
   });
 }
 
-Result<Listing> Database::ListTracks(std::string_view key_id, std::string_view org_id, std::string_view user_id,
-                                     const ListParams& params, std::string_view trace_id) {
+Result<Listing> Database::ListTracks(const ListingCaller& caller, const ListParams& params, std::string_view trace_id) {
   return Run("list_tracks", trace_id, [&]() -> Listing {
     Statements& s = *statements_;
-    s.key_id = key_id;
-    s.org_id = org_id;
-    s.user_id = user_id;
+    s.key_id = caller.key_id;
+    s.presented_hash = caller.secret_hash;
+    s.now = caller.now;
+    s.org_id = caller.org_id;
+    s.user_id = caller.user_id;
     s.mode = params.mode.value_or("");
     s.engine = params.engine.value_or("");
     s.collection_id = params.collection_id.value_or("");
@@ -209,13 +251,22 @@ Result<Listing> Database::ListTracks(std::string_view key_id, std::string_view o
     s.offset = params.offset;
     sql::ListingFilters filters{params.mode.has_value(), params.engine.has_value(), params.collection_id.has_value()};
     // SOCI shrinks bound vectors to the rows fetched; grow them back to the largest page first.
-    s.page.Resize(kMaxLimit);
+    s.Resize(kMaxLimit);
     if (!s.listing[filters.Index()]->execute(true) || s.page.size() == 0) {
       throw std::runtime_error("the listing statement returned no row");  // it always returns one
     }
-    Listing listing{s.page.auth_ok[0] != 0, s.page.collection_ok[0] != 0, &s.page};
+    Listing listing{s.auth_ok[0] != 0, s.collection_ok[0] != 0, &s.page};
     // One row with a NULL id is the empty page.
-    if (s.page.id_indicator[0] == soci::i_null) s.page.Resize(0);
+    if (s.id_indicator[0] == soci::i_null) {
+      s.page.Resize(0);
+      return listing;
+    }
+    s.page.title_null.resize(s.page.size());
+    s.page.duration_null.resize(s.page.size());
+    for (size_t i = 0; i < s.page.size(); ++i) {
+      s.page.title_null[i] = s.title_indicator[i] == soci::i_null;
+      s.page.duration_null[i] = s.duration_indicator[i] == soci::i_null;
+    }
     return listing;
   });
 }

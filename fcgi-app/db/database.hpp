@@ -2,15 +2,16 @@
 #pragma once
 
 #include <array>
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 
+#include "auth/key_record.hpp"
 #include "core/error.hpp"
-#include "db/rows.hpp"
-#include "db/statements.hpp"
 #include "http/query_params.hpp"
+#include "http/track_page.hpp"
 
 namespace soci {
 class session;
@@ -18,6 +19,16 @@ class statement;
 }  // namespace soci
 
 namespace music_api {
+
+// Who the listing statement re-checks, with the facts the app judged the key by: the hash of the
+// presented secret and the app's own clock (so both sides decide expiry by the same clock).
+struct ListingCaller {
+  std::string_view key_id;
+  std::string_view secret_hash;
+  std::string_view org_id;
+  std::string_view user_id;
+  int64_t now;  // unix seconds
+};
 
 struct Listing {
   bool auth_ok = false;             // the key and membership still hold (else the caller's cache was stale)
@@ -36,8 +47,9 @@ class Database {
   // and logs the raw error with `trace_id`; nothing internal reaches the client.
   Result<std::optional<KeyRecord>> FindKey(std::string_view key_id, std::string_view org_id, std::string_view trace_id);
   // The page, with the statement's own check of the caller and of the collection.
-  Result<Listing> ListTracks(std::string_view key_id, std::string_view org_id, std::string_view user_id,
-                             const ListParams& params, std::string_view trace_id);
+  Result<Listing> ListTracks(const ListingCaller& caller, const ListParams& params, std::string_view trace_id);
+  // No database attempt (connect or statement) starts after `deadline`: the request's budget.
+  void StartRequest(std::chrono::steady_clock::time_point deadline) { deadline_ = deadline; }
   // True when authorizations cached from this database may be stale: a key or membership changed
   // (LISTEN/NOTIFY), or the session was reopened (notifications may have been missed). Cheap: it
   // reads what the server already sent, without a round trip.
@@ -55,6 +67,7 @@ class Database {
   auto Run(std::string_view what, std::string_view trace_id, Body&& body) -> Result<decltype(body())>;
   void OpenSession();
   void CloseSession();
+  void PrepareStatements();
   bool SessionBroken() const;
 
   std::string conninfo_;
@@ -63,6 +76,7 @@ class Database {
   std::unique_ptr<Statements> statements_;
   uint64_t failures_ = 0;
   bool auth_changed_ = true;
+  std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();
 };
 
 }  // namespace music_api

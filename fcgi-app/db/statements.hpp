@@ -30,7 +30,8 @@ inline constexpr std::string_view kListenAuthChanges = "LISTEN music_api_auth";
 inline constexpr std::string_view kAuthChannel = "music_api_auth";
 
 // The listing, in one round trip with its own authorization check. `guard` re-checks what the
-// worker's cache believes (key neither revoked nor expired, membership with the capability) and,
+// worker's cache believes (the presented secret's hash, key neither revoked nor expired by the
+// app's clock `:now`, so both sides judge expiry alike; membership with the capability) and,
 // with a collection filter, that the collection is the caller's in this org (missing and foreign
 // get one answer: no leak). The page query walks one index in (saved_at DESC, track_id DESC)
 // order, stops after offset+limit entries and runs only when the guard holds; only the page's
@@ -51,8 +52,8 @@ inline std::string ListingQuery(ListingFilters filters) {
       "coalesce(CAST(floor(extract(epoch FROM t.created_at)) AS bigint), 0) "
       "FROM (SELECT EXISTS (SELECT 1 FROM api_keys k JOIN memberships m "
       "ON m.user_id = k.user_id AND m.org_id = :org "
-      "WHERE k.id = :key AND k.user_id = :user AND k.revoked_at IS NULL "
-      "AND (k.expires_at IS NULL OR k.expires_at > now()) "
+      "WHERE k.id = :key AND k.secret_hash = :hash AND k.user_id = :user AND k.revoked_at IS NULL "
+      "AND (k.expires_at IS NULL OR CAST(floor(extract(epoch FROM k.expires_at)) AS bigint) > :now) "
       "AND 'USE_MUSIC_GENERATION' = ANY (m.capabilities)) AS auth_ok, ";
   q += filters.collection ? "EXISTS (SELECT 1 FROM collections c WHERE c.id = :collection AND c.org_id = :org "
                             "AND c.user_id = :user) AS collection_ok) guard "
@@ -61,12 +62,19 @@ inline std::string ListingQuery(ListingFilters filters) {
     // Collection entries carry the owner's saved_at (004_collection_saved_at.sql): NULL means
     // "in the collection, not saved", which is not listed. The guard made sure the owner is the
     // caller; mode and engine come from the track.
-    q += "LEFT JOIN LATERAL (SELECT ct.track_id, ct.saved_at FROM collection_tracks ct ";
-    if (filters.mode || filters.engine) q += "JOIN tracks ft ON ft.id = ct.track_id ";
-    q += "WHERE guard.auth_ok AND guard.collection_ok AND ct.collection_id = :collection "
+    q += "LEFT JOIN LATERAL (SELECT ct.track_id, ct.saved_at FROM collection_tracks ct "
+         "WHERE guard.auth_ok AND guard.collection_ok AND ct.collection_id = :collection "
          "AND ct.saved_at IS NOT NULL ";
-    if (filters.mode) q += "AND ft.mode = :mode ";
-    if (filters.engine) q += "AND ft.engine = :engine ";
+    // The filters are a scalar subquery per entry (one probe of tracks' key), never a join: as a
+    // join the generic plan may hash all of tracks and sort, instead of walking the page index in
+    // order and stopping after offset+limit entries (music-admin explain; test_consistency.py).
+    if (filters.mode || filters.engine) {
+      q += "AND (SELECT ";
+      if (filters.mode) q += "ft.mode = :mode ";
+      if (filters.mode && filters.engine) q += "AND ";
+      if (filters.engine) q += "ft.engine = :engine ";
+      q += "FROM tracks ft WHERE ft.id = ct.track_id) ";
+    }
     q += "ORDER BY ct.saved_at DESC, ct.track_id DESC ";
   } else {
     q += "LEFT JOIN LATERAL (SELECT s.track_id, s.saved_at FROM library_saves s "

@@ -1,6 +1,7 @@
 // Validation of the listing's query string into typed parameters.
 #include "http/query_params.hpp"
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 
@@ -15,6 +16,7 @@ constexpr std::array<std::string_view, kFieldCount> kFieldNames = {"limit", "off
 
 struct RawValue {
   int count = 0;
+  bool malformed = false;  // the value's percent-encoding is broken: reported under this name
   std::string value;
 };
 
@@ -56,14 +58,16 @@ Result<ListParams> ParseListParams(std::string_view query) {
     size_t eq = pair.find('=');
     auto name = PercentDecode(pair.substr(0, eq));
     auto value = PercentDecode(eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1));
-    if (!name || !value) return Fail(ApiError::Validation("query", "malformed percent-encoding in query string"));
-    for (size_t f = 0; f < kFieldCount; ++f) {
-      if (*name == kFieldNames[f]) {
-        raw[f].count++;
-        raw[f].value = std::move(*value);
-        break;
-      }
+    const auto known = name ? std::find(kFieldNames.begin(), kFieldNames.end(), *name) : kFieldNames.end();
+    // A broken name, or a broken value of a name we do not know, cannot be pinned on a parameter.
+    if (known == kFieldNames.end()) {
+      if (!name || !value) return Fail(ApiError::Validation("query", "malformed percent-encoding in query string"));
+      continue;
     }
+    RawValue& field = raw[static_cast<size_t>(known - kFieldNames.begin())];
+    field.count++;
+    field.malformed = !value;
+    field.value = value ? std::move(*value) : std::string();
   }
 
   // Fields are judged in a fixed order; for each, a repeat is as bad as a bad value.
@@ -71,6 +75,7 @@ Result<ListParams> ParseListParams(std::string_view query) {
   for (size_t f = 0; f < kFieldCount; ++f) {
     std::string name(kFieldNames[f]);
     if (raw[f].count > 1) return Fail(ApiError::Validation(name, name + " given more than once"));
+    if (raw[f].malformed) return Fail(ApiError::Validation(name, "malformed percent-encoding in " + name));
     std::string& value = raw[f].value;
     switch (static_cast<Field>(f)) {
       case kLimit:

@@ -13,7 +13,7 @@ void RenderTrackPage(const TrackPage& page, int limit, int64_t offset, std::stri
     out.append("{\"id\":");
     AppendJsonString(out, page.id[i]);
     out.append(",\"title\":");
-    if (page.title_indicator[i] == soci::i_null) {
+    if (page.title_null[i]) {
       out.append("null");
     } else {
       AppendJsonString(out, page.title[i]);
@@ -23,7 +23,7 @@ void RenderTrackPage(const TrackPage& page, int limit, int64_t offset, std::stri
     out.append(",\"mode\":");
     AppendJsonString(out, page.mode[i]);
     out.append(",\"measured_duration_seconds\":");
-    if (page.duration_indicator[i] == soci::i_null) {
+    if (page.duration_null[i]) {
       out.append("null");
     } else {
       AppendJsonNumber(out, page.duration[i]);

@@ -6,7 +6,7 @@
 #include <string_view>
 
 #include "core/error.hpp"
-#include "db/rows.hpp"
+#include "http/track_page.hpp"
 
 namespace music_api {
 

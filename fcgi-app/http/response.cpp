@@ -14,6 +14,7 @@ void SetError(Response& response, const ApiError& error, std::string_view trace_
   response.error = error.code;
   response.rows = 0;
   response.retry_after_seconds = error.code == ErrorCode::kServiceUnavailable ? retry_after_seconds : 0;
+  response.allow = error.allow;
   response.body.clear();
   RenderErrorEnvelope(error, trace_id, NowUtc(), response.body);
 }
@@ -55,7 +56,7 @@ void AppendCgiHeaders(const Response& response, std::string_view trace_id, std::
   out.append(trace_id);
   out.append("\r\nContent-Length: ");
   AppendJsonInteger(out, static_cast<int64_t>(response.body.size()));
-  if (response.status == 405) out.append("\r\nAllow: GET, HEAD");
+  if (response.status == 405 && !response.allow.empty()) out.append("\r\nAllow: ").append(response.allow);
   if (response.retry_after_seconds > 0) {
     out.append("\r\nRetry-After: ");
     AppendJsonInteger(out, response.retry_after_seconds);

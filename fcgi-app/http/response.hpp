@@ -18,6 +18,14 @@ struct Response {
   std::optional<ErrorCode> error;  // set on every error response (logs and metrics)
   size_t rows = 0;                 // items in a 200 page
   int retry_after_seconds = 0;     // sent as Retry-After when > 0
+  std::string_view allow;          // sent as Allow on a 405 (the route table's static text)
+  std::string_view auth = "-";     // for the request log: how the key was judged (cache, db, unknown_cache)
+
+  // Back to a fresh 200 JSON answer, keeping the body buffer's capacity.
+  void Reset() {
+    status = 200, content_type = kJsonContentType, body.clear(), error.reset(), rows = 0;
+    retry_after_seconds = 0, allow = {}, auth = "-";
+  }
 };
 
 // Fills `response` with the envelope for `error`, reusing its body buffer.

@@ -1,4 +1,4 @@
-// Routing: which resource a method and path name, before anything else is looked at.
+// Routing: which resource a request names, before anything else is looked at. One table.
 #pragma once
 
 #include <optional>
@@ -6,16 +6,25 @@
 #include <string_view>
 
 #include "core/error.hpp"
+#include "http/request.hpp"
 
 namespace music_api {
 
-struct ListRoute {
-  // nullopt when the path segment is not a well-formed org id: still this route, but answered
-  // with the same 403 as an unknown org once the key is known (no existence leak).
+enum class RouteId { kListTracks, kStatus, kPing };
+
+struct Route {
+  RouteId id = RouteId::kListTracks;
+  // Routes under an org: nullopt when the path segment is not a well-formed org id: still this
+  // route, but answered with the same 403 as an unknown org once the key is known (no existence leak).
   std::optional<std::string> organization_id;
 };
 
-// GET or HEAD /v1/music/{organization_id}/tracks[/]; any other path → 404, another method → 405.
-Result<ListRoute> MatchRoute(std::string_view method, std::string_view path);
+// Every route is one row of one table (method set + path pattern, or the host-only endpoint nginx
+// names in MUSIC_API_INTERNAL). A path no row matches is 404; a method its row does not allow is
+// 405 with that row's Allow. Requests through the host-only location only ever match its rows.
+Result<Route> MatchRoute(std::string_view method, std::string_view path, std::string_view internal_endpoint = {});
+inline Result<Route> MatchRoute(const Request& request) {
+  return MatchRoute(request.method, request.Path(), request.internal_endpoint);
+}
 
 }  // namespace music_api

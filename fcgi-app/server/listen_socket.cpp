@@ -65,7 +65,7 @@ std::expected<ListenSocket, std::string> OpenUnix(const Config& config) {
     std::string error = Errno("listen");
     return close(fd), std::unexpected(error);
   }
-  return ListenSocket{fd, "unix:" + config.listen, false};
+  return ListenSocket{fd, "unix:" + config.listen, false, config.listen};
 }
 
 std::expected<ListenSocket, std::string> OpenTcp(const Config& config) {
@@ -89,7 +89,7 @@ std::expected<ListenSocket, std::string> OpenTcp(const Config& config) {
     if (fd >= 0) close(fd);
     return std::unexpected(error);
   }
-  return ListenSocket{fd, "tcp:" + config.listen, false};
+  return ListenSocket{fd, "tcp:" + config.listen, false, {}};
 }
 
 }  // namespace
@@ -99,8 +99,8 @@ std::expected<ListenSocket, std::string> OpenListenSocket(const Config& config) 
   // (StandardInput=socket, spawn-fcgi), then what the config names.
   int passed = sd_listen_fds(1);
   if (passed > 1) return std::unexpected("systemd passed " + std::to_string(passed) + " sockets; expected one");
-  if (passed == 1) return ListenSocket{SD_LISTEN_FDS_START, "systemd", true};
-  if (sd_is_socket(STDIN_FILENO, AF_UNSPEC, SOCK_STREAM, 1) > 0) return ListenSocket{STDIN_FILENO, "stdin", true};
+  if (passed == 1) return ListenSocket{SD_LISTEN_FDS_START, "systemd", true, {}};
+  if (sd_is_socket(STDIN_FILENO, AF_UNSPEC, SOCK_STREAM, 1) > 0) return ListenSocket{STDIN_FILENO, "stdin", true, {}};
   if (config.listen.find('/') != std::string::npos) return OpenUnix(config);
   if (config.listen.find(':') != std::string::npos) return OpenTcp(config);
   return std::unexpected("listen: expected a socket path or HOST:PORT, got '" + config.listen + "'");

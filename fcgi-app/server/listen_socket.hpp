@@ -12,6 +12,7 @@ struct ListenSocket {
   int fd = -1;
   std::string description;  // for logs: "unix:/run/…", "tcp:127.0.0.1:9000", "systemd"
   bool inherited = false;
+  std::string bound_path;  // the unix socket file this process created (removed at exit), else empty
 };
 
 std::expected<ListenSocket, std::string> OpenListenSocket(const Config& config);

@@ -71,12 +71,13 @@ void Master::Notify(std::string_view state) {
 }
 
 void Master::Spawn() {
+  const pid_t master = getpid();
   pid_t pid = fork();
   if (pid < 0) {
     Log("error", "fork_failed", {{"errno", std::to_string(errno)}});
     return;
   }
-  if (pid == 0) RunWorker(config_, pepper_, socket_.fd, *stats_);
+  if (pid == 0) RunWorker(config_, pepper_, socket_.fd, *stats_, master);
   workers_[pid] = generation_;
 }
 
@@ -90,13 +91,16 @@ void Master::Reap() {
     workers_.erase(it);
     stats_->ReleaseSlot(pid);
     bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    // A worker its own request alarm ended (a request stuck past its budget) is not a crash of the
+    // pool: it is replaced at once and does not count toward the back-off.
+    bool timed_out = WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM;
     std::string how = WIFSIGNALED(status) ? "signal " + std::to_string(WTERMSIG(status))
                                           : "status " + std::to_string(WEXITSTATUS(status));
     Log(clean ? "info" : "warn", "worker_exited", {{"pid", std::to_string(pid)}, {"how", how}});
     if (stopping_ || !current) continue;
     ++restarts_;
     stats_->restarts.fetch_add(1);
-    if (!clean) {
+    if (!clean && !timed_out) {
       // Like PHP-FPM's emergency_restart_threshold: a worker pool dying in a loop backs off
       // (1 s, doubling to 30 s) instead of burning the CPU on fork after fork.
       auto now = Clock::now();
@@ -110,7 +114,7 @@ void Master::Reap() {
             {{"crashes", std::to_string(recent_crashes_.size())},
              {"backoff_ms", std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(backoff_).count())}});
       }
-    } else {
+    } else if (clean) {
       backoff_ = Clock::duration::zero();
     }
   }
@@ -128,8 +132,21 @@ void Master::Reload() {
     Notify("READY=1");
     return;
   }
-  if (fresh->listen != config_.listen && !socket_.inherited) {
-    Log("warn", "reload_listen_ignored", {{"listen", fresh->listen}, {"reason", "the socket changes on restart only"}});
+  // The socket is opened once and kept across reloads (so no connection is ever refused): every
+  // setting that shapes it takes effect on restart only, and a change is said, never swallowed.
+  std::string ignored;
+  auto note = [&](bool changed, std::string_view key) {
+    if (!changed) return;
+    if (!ignored.empty()) ignored += ',';
+    ignored += key;
+  };
+  note(fresh->listen != config_.listen, "listen");
+  note(fresh->listen_mode != config_.listen_mode, "listen_mode");
+  note(fresh->listen_owner != config_.listen_owner, "listen_owner");
+  note(fresh->listen_group != config_.listen_group, "listen_group");
+  note(fresh->listen_backlog != config_.listen_backlog, "listen_backlog");
+  if (!ignored.empty()) {
+    Log("warn", "reload_listen_ignored", {{"keys", ignored}, {"reason", "the socket changes on restart only"}});
   }
   config_ = std::move(*fresh);
   pepper_ = std::move(*pepper);
@@ -208,7 +225,8 @@ int Master::Run() {
     }
   }
   close(socket_.fd);
-  if (!socket_.inherited && socket_.description.starts_with("unix:")) unlink(config_.listen.c_str());
+  // The path bound at start, not what a reload may have written into config_.listen since.
+  if (!socket_.bound_path.empty()) unlink(socket_.bound_path.c_str());
   Log("info", "master_stopped", {{"restarts", std::to_string(restarts_)}});
   return 0;
 }

@@ -5,9 +5,12 @@
 #include <cstdint>
 #include <string>
 
+#include "core/config.hpp"
+
 namespace music_api {
 
-inline constexpr int kMaxWorkerSlots = 1024;
+// Two generations side by side during a reload, each up to the largest allowed pool.
+inline constexpr int kMaxWorkerSlots = 2 * kMaxWorkers;
 // Upper bounds (ms) of the latency histogram's buckets; the last bucket is +Inf.
 inline constexpr double kLatencyBucketsMs[] = {0.5, 1, 2, 5, 10, 25, 50, 100, 250, 1000, 5000};
 inline constexpr int kLatencyBuckets = sizeof(kLatencyBucketsMs) / sizeof(kLatencyBucketsMs[0]) + 1;

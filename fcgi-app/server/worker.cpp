@@ -2,6 +2,8 @@
 #include "server/worker.hpp"
 
 #include <fcgiapp.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <unistd.h>
@@ -14,33 +16,61 @@
 #include "core/log.hpp"
 #include "core/secrets.hpp"
 #include "http/response.hpp"
-#include "pipeline.hpp"
-#include "server/status_page.hpp"
+#include "pipeline/pipeline.hpp"
 
 namespace music_api {
 namespace {
 
 volatile sig_atomic_t g_stop = 0;
 
-void OnStopSignal(int) {
-  g_stop = 1;
-  FCGX_ShutdownPending();
-}
+void OnStopSignal(int) { g_stop = 1; }
 
-void InstallSignals() {
+// SIGTERM and SIGINT stay blocked except inside ppoll(): a stop signal that arrives while a request
+// is served waits for the loop, and one that arrives just before the wait wakes it at once (no
+// window between checking the flag and blocking, as there is with a plain blocking accept()).
+sigset_t InstallSignals(pid_t master) {
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  sigprocmask(SIG_SETMASK, &stop_signals, nullptr);
   struct sigaction action {};
   action.sa_handler = OnStopSignal;
   sigemptyset(&action.sa_mask);
-  action.sa_flags = 0;  // no SA_RESTART: a blocked accept() returns, so an idle worker stops at once
+  action.sa_flags = 0;
   sigaction(SIGTERM, &action, nullptr);
   sigaction(SIGINT, &action, nullptr);
   signal(SIGHUP, SIG_IGN);  // reloads are the master's business
   signal(SIGPIPE, SIG_IGN);
-  sigset_t none;
-  sigemptyset(&none);
-  sigprocmask(SIG_SETMASK, &none, nullptr);
-  // If the master dies, so do we: no orphaned workers holding database connections.
+  // If the master dies, so do we: no orphaned workers holding database connections. It may have
+  // died before the request took effect, so look once.
   prctl(PR_SET_PDEATHSIG, SIGTERM);
+  if (getppid() != master) g_stop = 1;
+  sigset_t during_wait;
+  sigprocmask(SIG_SETMASK, nullptr, &during_wait);
+  sigdelset(&during_wait, SIGTERM);
+  sigdelset(&during_wait, SIGINT);
+  return during_wait;
+}
+
+enum class Wait { kReadable, kStop, kFailed };
+
+// Blocks until the listening socket has a connection or a stop signal arrives.
+Wait WaitForConnection(int listen_fd, const sigset_t& during_wait) {
+  for (;;) {
+    if (g_stop) return Wait::kStop;
+    pollfd fd{listen_fd, POLLIN, 0};
+    int rc = ppoll(&fd, 1, nullptr, &during_wait);
+    if (rc > 0) {
+      // A connection that was already waiting makes ppoll() return at once, and the kernel then
+      // restores our mask without running the handler: a stop signal may still be pending.
+      sigset_t pending;
+      sigpending(&pending);
+      if (sigismember(&pending, SIGTERM) || sigismember(&pending, SIGINT)) return Wait::kStop;
+      return (fd.revents & (POLLERR | POLLNVAL)) ? Wait::kFailed : Wait::kReadable;
+    }
+    if (rc < 0 && errno != EINTR) return Wait::kFailed;
+  }
 }
 
 std::string_view Param(const FCGX_Request& request, const char* name) {
@@ -50,21 +80,28 @@ std::string_view Param(const FCGX_Request& request, const char* name) {
 
 }  // namespace
 
-void RunWorker(const Config& config, const std::string& pepper, int listen_fd, SharedStats& stats) {
-  InstallSignals();
+void RunWorker(const Config& config, const std::string& pepper, int listen_fd, SharedStats& stats, pid_t master) {
+  const sigset_t during_wait = InstallSignals(master);
+  // Non-blocking, so that a connection another worker took first sends us back to ppoll() rather
+  // than into an accept() that a stop signal cannot interrupt. (Accepted sockets do not inherit
+  // O_NONBLOCK on Linux.) The flag is on the shared file description; only workers accept on it.
+  fcntl(listen_fd, F_SETFL, fcntl(listen_fd, F_GETFL) | O_NONBLOCK);
   std::string pid = std::to_string(getpid());
   if (FCGX_Init() != 0) {
     Log("error", "worker_init_failed", {{"pid", pid}});
     std::_Exit(1);
   }
   FCGX_Request fcgi;
-  FCGX_InitRequest(&fcgi, listen_fd, FCGI_FAIL_ACCEPT_ON_INTR);
+  FCGX_InitRequest(&fcgi, listen_fd, 0);
 
   // libpq connects after fork, here, never in the master.
   Database database(config.database, config.request_timeout_seconds * 1000);
   database.Connect("worker_start");
   AuthCache auth_cache;
-  PipelineContext context{database, auth_cache, pepper, config.retry_after_seconds};
+  PipelineContext context{database, auth_cache, pepper, config.retry_after_seconds,
+                          [&stats](bool prometheus, std::string& out) {
+                            out = prometheus ? stats.RenderPrometheus() : stats.RenderJson();
+                          }};
   const int slot = stats.ClaimSlot(getpid());
   auto set_state = [&](WorkerState state) {
     if (slot >= 0) stats.slots[slot].state.store(static_cast<int32_t>(state), std::memory_order_relaxed);
@@ -77,27 +114,33 @@ void RunWorker(const Config& config, const std::string& pepper, int listen_fd, S
   std::string head;
   head.reserve(512);
   long served = 0;
-  while (!g_stop) {
-    if (FCGX_Accept_r(&fcgi) < 0) {
-      if (g_stop || errno == EINTR) continue;
+  int exit_status = 0;
+  for (;;) {
+    Wait wait = WaitForConnection(listen_fd, during_wait);
+    if (wait == Wait::kStop) break;
+    bool accepted = wait == Wait::kReadable && FCGX_Accept_r(&fcgi) >= 0;
+    if (!accepted) {
+      bool taken = wait == Wait::kReadable && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
+      if (taken) continue;  // another worker accepted that connection first
+      // A persistent accept or poll error (EMFILE, ENFILE, ENOMEM…): exit non-zero, so the master's
+      // crash-loop back-off applies instead of respawning us at once, again and again.
       Log("error", "accept_failed", {{"pid", pid}, {"errno", std::to_string(errno)}});
+      exit_status = 1;
       break;
     }
     auto started = std::chrono::steady_clock::now();
     set_state(WorkerState::kBusy);
-    // Last resort if a request hangs outside the database (statement_timeout covers the database):
-    // the default SIGALRM action ends the worker, and the master replaces it.
-    alarm(static_cast<unsigned>(config.request_timeout_seconds * 2 + 1));
+    // Last resort when a request outlives its whole budget (a frozen database server, which no
+    // statement_timeout can cancel): the default SIGALRM action ends the worker, the master
+    // replaces it without counting a crash, and nginx answers its JSON 503.
+    alarm(static_cast<unsigned>(config.RequestAlarmSeconds()));
+    database.StartRequest(started + std::chrono::seconds(config.request_timeout_seconds));
     Request request{Param(fcgi, "REQUEST_METHOD"),     Param(fcgi, "REQUEST_URI"),
                     Param(fcgi, "QUERY_STRING"),       Param(fcgi, "HTTP_X_API_KEY"),
                     Param(fcgi, "HTTP_AUTHORIZATION"), Param(fcgi, "MUSIC_API_INTERNAL")};
     std::string trace_id = NewTraceId();
     try {
-      if (request.internal_endpoint.empty()) {
-        Handle(request, trace_id, context, response);
-      } else {
-        HandleInternal(request, trace_id, stats, database, config.retry_after_seconds, response);
-      }
+      Handle(request, trace_id, context, response);
     } catch (const std::exception& e) {
       Log("error", "unhandled_exception", {{"trace_id", trace_id}, {"error", e.what()}});
       SetError(response, ApiError::Of(ErrorCode::kInternalError), trace_id, config.retry_after_seconds);
@@ -126,6 +169,7 @@ void RunWorker(const Config& config, const std::string& pepper, int listen_fd, S
          {"status", std::to_string(response.status)},
          {"code", response.error ? Describe(*response.error).code : std::string_view("-")},
          {"rows", std::to_string(response.rows)},
+         {"auth", response.auth},
          {"duration_ms", duration},
          {"pid", pid}});
     if (config.max_requests > 0 && ++served >= config.max_requests) {
@@ -133,7 +177,7 @@ void RunWorker(const Config& config, const std::string& pepper, int listen_fd, S
       break;
     }
   }
-  std::exit(0);
+  std::exit(exit_status);
 }
 
 }  // namespace music_api

@@ -1,6 +1,8 @@
 // A worker process: its own database session, an accept loop, one request at a time.
 #pragma once
 
+#include <sys/types.h>
+
 #include <string>
 
 #include "core/config.hpp"
@@ -8,7 +10,9 @@
 
 namespace music_api {
 
-// Never returns: exits 0 after SIGTERM (finishing the request in flight) or after max_requests.
-[[noreturn]] void RunWorker(const Config& config, const std::string& pepper, int listen_fd, SharedStats& stats);
+// Never returns: exits 0 after SIGTERM (finishing the request in flight), after max_requests, or
+// when `master` (the forking process) is already gone; exits 1 when the socket fails for good.
+[[noreturn]] void RunWorker(const Config& config, const std::string& pepper, int listen_fd, SharedStats& stats,
+                            pid_t master);
 
 }  // namespace music_api

@@ -4,15 +4,31 @@
 # directory, all on loopback or unix sockets, each stopped by the PID it wrote.
 
 MUSIC_API_ROOT=${MUSIC_API_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
-PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
 
 log() { printf '%s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+# Any failing step says which command failed and where, instead of ending the script silently.
+set -E
+trap 'log "error: \"$BASH_COMMAND\" failed (status $?) at ${BASH_SOURCE[0]##*/}:$LINENO"' ERR
+
+# PostgreSQL's server binaries, looked up when first needed (after need_packages has installed them).
+pg_bin() {
+  if [ -z "${PG_BIN:-}" ]; then
+    PG_BIN=$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -n 1)
+    [ -n "$PG_BIN" ] || die "no PostgreSQL server under /usr/lib/postgresql (package postgresql)"
+  fi
+  printf '%s\n' "$PG_BIN"
+}
+
+# The OS user the servers run as: PostgreSQL refuses root, so as root it is `postgres`.
+server_user() { if [ "$(id -u)" -eq 0 ]; then echo postgres; else id -un; fi; }
 
 # Debian packages the build, the stack and the tests need; installs only what is missing.
 need_packages() {
+  # file: CPack's dpkg-shlibdeps; systemd: systemd-analyze and systemd-socket-activate (ops tests).
   local wanted=(build-essential cmake pkg-config libfcgi-dev libsoci-dev libpq-dev libboost-json1.81-dev
-    libboost-test1.81-dev libssl-dev libsystemd-dev postgresql nginx openssl curl python3 ca-certificates)
+    libboost-test1.81-dev libssl-dev libsystemd-dev postgresql nginx openssl curl python3 ca-certificates
+    file systemd clang-format)
   local missing=() p
   for p in "${wanted[@]}" "$@"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -21,8 +37,9 @@ need_packages() {
   log "installing: ${missing[*]}"
   local sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq || die "apt-get update failed"
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" \
+    >/dev/null || die "apt-get install ${missing[*]} failed"
 }
 
 # build DIR TYPE [cmake args…]
@@ -31,6 +48,16 @@ build() {
   shift 2
   cmake -S "$MUSIC_API_ROOT" -B "$dir" -DCMAKE_BUILD_TYPE="$type" "$@" >/dev/null
   cmake --build "$dir" -j "$(nproc)"
+}
+
+# stack_home DIR: DIR, or, when the servers' unprivileged users could not reach it (a checkout
+# under /root, mode 0700), a directory of its own under /var/tmp named after DIR. Printed.
+stack_home() {
+  local dir=$1
+  if [ "$(id -u)" -eq 0 ] && ! runuser -u nobody -- test -x "$(dirname "$dir")" 2>/dev/null; then
+    dir=/var/tmp/music-api-$(printf '%s' "$dir" | md5sum | cut -c1-12)
+  fi
+  printf '%s\n' "$dir"
 }
 
 # stack_paths DIR: every path of a stack rooted at DIR.
@@ -56,40 +83,49 @@ as_pg_user() {
   if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
+# Only the server user (and root) can reach the cluster: its socket directory is 0700, and peer
+# authentication maps the OS user who runs the stack onto the roles it uses, nothing else.
 pg_up() {
-  mkdir -p "$STACK"
-  chmod 755 "$STACK"
-  if [ "$(id -u)" -eq 0 ] && [ ! -e "$STACK/pg" ] && ! runuser -u postgres -- test -x "$STACK"; then
-    # The checkout sits where the postgres user cannot enter (e.g. under /root): keep the cluster
-    # in /var/tmp and link it into place, so the layout stays the same.
-    local elsewhere
-    elsewhere=/var/tmp/music-api-pg-$(printf '%s' "$STACK" | md5sum | cut -c1-12)
-    mkdir -p "$elsewhere"
-    ln -s "$elsewhere" "$STACK/pg"
-  fi
+  local owner bin
+  owner=$(server_user)
+  bin=$(pg_bin)
   mkdir -p "$STACK/pg"
-  chmod 755 "$STACK/pg"
-  [ "$(id -u)" -eq 0 ] && chown postgres: "$STACK/pg" "$(readlink -f "$STACK/pg")"
+  chmod 755 "$STACK" "$STACK/pg"
+  [ "$(id -u)" -eq 0 ] && chown postgres: "$STACK/pg"
   if [ ! -s "$PG_DATA/PG_VERSION" ]; then
-    mkdir -p "$PG_DATA" "$PG_RUN"
-    [ "$(id -u)" -eq 0 ] && chown postgres: "$PG_DATA" "$PG_RUN"
-    as_pg_user "$PG_BIN/initdb" -D "$PG_DATA" -E UTF8 --locale=C.UTF-8 --auth=trust -U postgres >/dev/null
+    as_pg_user "$bin/initdb" -D "$PG_DATA" -E UTF8 --locale=C.UTF-8 --auth-local=peer --auth-host=reject \
+      -U postgres >/dev/null || die "initdb $PG_DATA failed"
   fi
+  local me
+  me=$(id -un)
+  as_pg_user tee "$PG_DATA/pg_hba.conf" >/dev/null <<HBA
+# Written by scripts/lib/stack.sh: unix socket only, peer authentication through the map below.
+local all all peer map=stack
+HBA
+  as_pg_user tee "$PG_DATA/pg_ident.conf" >/dev/null <<IDENT
+stack $owner postgres
+stack $me postgres
+stack $me music_owner
+stack $me music_api
+IDENT
   mkdir -p "$PG_RUN"
-  [ "$(id -u)" -eq 0 ] && chown postgres: "$PG_RUN"
-  chmod 755 "$PG_RUN"
-  if ! as_pg_user "$PG_BIN/pg_ctl" -D "$PG_DATA" status >/dev/null 2>&1; then
+  [ "$(id -u)" -eq 0 ] && chown "$owner": "$PG_RUN"
+  chmod 700 "$PG_RUN"
+  if ! as_pg_user "$bin/pg_ctl" -D "$PG_DATA" status >/dev/null 2>&1; then
     # Unix socket only, in the stack's own directory: nothing listens on the network.
-    as_pg_user "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t 60 \
+    as_pg_user "$bin/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t 60 \
       -o "-c listen_addresses='' -k $PG_RUN -c max_connections=200 -c fsync=off -c shared_buffers=256MB" \
-      start >/dev/null
+      start >/dev/null || { tail -n 20 "$PG_LOG" >&2; die "PostgreSQL did not start (log: $PG_LOG)"; }
+  else
+    as_pg_user "$bin/pg_ctl" -D "$PG_DATA" reload >/dev/null
   fi
-  psql -X -q -h "$PG_RUN" -U postgres -d postgres -v ON_ERROR_STOP=1 -f "$MUSIC_API_ROOT/sql/roles.sql" >/dev/null
+  psql -X -q -h "$PG_RUN" -U postgres -d postgres -v ON_ERROR_STOP=1 -f "$MUSIC_API_ROOT/sql/roles.sql" >/dev/null ||
+    die "creating the roles (sql/roles.sql) failed"
 }
 
 pg_down() {
   [ -d "$PG_DATA" ] || return 0
-  as_pg_user "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w stop >/dev/null 2>&1 || true
+  as_pg_user "$(pg_bin)/pg_ctl" -D "$PG_DATA" -m fast -w stop >/dev/null 2>&1 || true
 }
 
 # api_up BIN_DIR [WORKERS]: migrates, then starts the worker pool in the background.
@@ -98,17 +134,21 @@ api_up() {
   mkdir -p "$API_DIR"
   chmod 755 "$API_DIR"
   [ -s "$API_PEPPER" ] || (umask 077 && openssl rand -base64 32 >"$API_PEPPER")
+  # The FastCGI socket is for nginx alone: 0660, in nginx's group (as root nginx runs as nobody).
+  local group_line=""
+  [ "$(id -u)" -eq 0 ] && group_line="listen_group = nogroup"
   cat >"$API_CONF" <<CONF
 # Written by scripts/lib/stack.sh for a local stack.
 listen = $API_SOCKET
-listen_mode = 0666
+listen_mode = 0660
+$group_line
 workers = $workers
 database = $DB_API
 key_pepper_file = $API_PEPPER
 request_timeout = 5
 retry_after = 2
 CONF
-  MUSIC_API_DB=$DB_OWNER "$bin/music-admin" migrate 2>/dev/null
+  MUSIC_API_DB=$DB_OWNER "$bin/music-admin" migrate >/dev/null || die "music-admin migrate failed"
   env -u MUSIC_API_DB -u MUSIC_API_PEPPER_FILE "$bin/music-api" --config "$API_CONF" >>"$API_LOG" 2>&1 &
   echo $! >"$API_PID"
   local i
@@ -120,10 +160,18 @@ CONF
   die "music-api did not open $API_SOCKET"
 }
 
+# stop_pid_file FILE NAME: stops the process FILE names, only if it is still NAME (the executable's
+# base name): after a reboot a stale PID file may name an unrelated process, never signalled.
 stop_pid_file() {
-  local file=$1 pid i
+  local file=$1 name=$2 pid i
   [ -s "$file" ] || return 0
   pid=$(cat "$file")
+  local exe
+  exe=$(readlink "/proc/$pid/exe" 2>/dev/null || true)
+  if [ "${exe##*/}" != "$name" ]; then
+    rm -f "$file"
+    return 0
+  fi
   if kill -0 "$pid" 2>/dev/null; then
     kill -TERM "$pid" 2>/dev/null || true
     for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
@@ -132,7 +180,7 @@ stop_pid_file() {
   rm -f "$file"
 }
 
-api_down() { stop_pid_file "$API_PID"; }
+api_down() { stop_pid_file "$API_PID" music-api; }
 
 # nginx_up PORT: the repo's nginx files, included as they are, behind a generated top-level conf.
 nginx_up() {
@@ -144,6 +192,9 @@ nginx_up() {
       -keyout "$NGINX_DIR/key.pem" -out "$NGINX_DIR/cert.pem" -subj "/CN=localhost" \
       -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" 2>/dev/null
   fi
+  # Relative includes resolve against nginx's configuration directory, as under /etc/nginx.
+  mkdir -p "$NGINX_DIR/snippets"
+  ln -sfn "$MUSIC_API_ROOT/nginx" "$NGINX_DIR/snippets/music-api"
   local user_line=""
   [ "$(id -u)" -eq 0 ] && user_line="user nobody nogroup;"
   cat >"$NGINX_DIR/nginx.conf" <<CONF
@@ -186,7 +237,7 @@ CONF
   die "nginx did not answer on 127.0.0.1:$port"
 }
 
-nginx_down() { stop_pid_file "$NGINX_PID"; }
+nginx_down() { stop_pid_file "$NGINX_PID" nginx; }
 
 write_env_json() {
   local port=$1 bin=$2
@@ -207,7 +258,7 @@ write_env_json() {
   "api_pid_file": "$API_PID",
   "api_socket": "$API_SOCKET",
   "pg_data": "$PG_DATA",
-  "pg_bin": "$PG_BIN",
+  "pg_bin": "$(pg_bin)",
   "nginx_dir": "$NGINX_DIR",
   "root": "$MUSIC_API_ROOT"
 }

@@ -6,7 +6,9 @@ key, or a removed member, and the data.
 """
 
 import os
+import re
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
@@ -23,6 +25,59 @@ def change_silently(sql):
            "ALTER TABLE memberships DISABLE TRIGGER memberships_notify_auth; " + sql +
            "; ALTER TABLE api_keys ENABLE TRIGGER api_keys_notify_auth; "
            "ALTER TABLE memberships ENABLE TRIGGER memberships_notify_auth; COMMIT;")
+
+
+def auth_sources(trace_ids, timeout=5.0):
+    """The request log's `auth` field (cache, db, unknown_cache) for each trace id."""
+    wanted, found = set(trace_ids), {}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open(m.load_env()["api_log"], encoding="utf-8", errors="replace") as f:
+            for line in f:
+                t = re.search(r"\btrace_id=(\S+)", line)
+                a = re.search(r"\bauth=(\S+)", line)
+                if t and a and t.group(1) in wanted and " event=request " in line:
+                    found[t.group(1)] = a.group(1)
+        if len(found) == len(wanted):
+            break
+        time.sleep(0.1)
+    return [found.get(t) for t in trace_ids]
+
+
+def workers():
+    return int(m.conf_value("workers", "3"))
+
+
+class CacheUseTests(m.ApiTestCase):
+    """The log says how each key was judged, so these prove the cache is really used."""
+
+    def test_repeated_requests_are_served_from_the_cache(self):
+        w = m.World("cache-use")
+        org = w.org()
+        _, key = w.principal(org)
+        ids = []
+        for _ in range(WARM_REQUESTS):
+            r = self.get(m.tracks_path(org), key=key)
+            self.assertEqual(r.status, 200, r.body[:200])
+            ids.append(r.headers.get("X-Request-ID"))
+        sources = auth_sources(ids)
+        # Each worker asks the database once; every later request it serves is a cache hit.
+        self.assertLessEqual(sources.count("db"), workers(), sources)
+        self.assertGreaterEqual(sources.count("cache"), WARM_REQUESTS - workers(), sources)
+        self.assertEqual(sources.count("db") + sources.count("cache"), WARM_REQUESTS, sources)
+
+    def test_an_unknown_key_id_is_remembered_briefly(self):
+        w = m.World("cache-unknown")
+        org = w.org()
+        bogus = "mk_%s_%s" % ("z" * 16, "A" * 32)
+        ids = []
+        for _ in range(WARM_REQUESTS):
+            r = self.get(m.tracks_path(org), key=bogus)
+            self.assert_error(r, 401, "INVALID_API_KEY", "authentication_error")
+            ids.append(r.headers.get("X-Request-ID"))
+        sources = auth_sources(ids)
+        self.assertLessEqual(sources.count("db"), workers(), sources)
+        self.assertGreaterEqual(sources.count("unknown_cache"), WARM_REQUESTS - workers(), sources)
 
 
 class StaleCacheTests(m.ApiTestCase):

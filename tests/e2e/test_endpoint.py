@@ -477,12 +477,15 @@ class ParamValidationTests(ApiTestCase):
                       "limit=5&foo=%zz", "fo%zzo=bar", "%", "a=b&%", "foo=%%31"):
             with self.subTest(query=query):
                 self.assert_422(query, "query")
-        # In a known parameter's own value the parameter may be named instead.
-        for query, field in (("limit=%zz", "limit"), ("mode=%", "mode"),
+        # In a known parameter's own value that parameter is named, first in the order
+        # limit, offset, mode, engine, collection_id.
+        for query, field in (("limit=%zz", "limit"), ("mode=%", "mode"), ("mode=%zz", "mode"),
                              ("engine=ab%2", "engine"), ("collection_id=mcoll_%zz",
-                                                         "collection_id")):
+                                                         "collection_id"),
+                             ("engine=%zz&offset=-1", "offset"),
+                             ("collection_id=%zz&mode=%4", "mode")):
             with self.subTest(query=query):
-                self.assert_422(query, ("query", field))
+                self.assert_422(query, field)
 
     def test_unknown_parameters_ignored_and_names_case_sensitive(self):
         for query in ("foo=bar", "LIMIT=500", "Limit=abc", "OFFSET=-1", "limit2=x",

@@ -28,25 +28,13 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from processes import alive, children, proc_stat, read_pid  # noqa: E402,F401
 from musicapi import (  # noqa: E402
-    ApiTestCase, World, load_env, psql, request, tracks_path, unique)
+    ApiTestCase, World, conf_value, load_env, psql, request, tracks_path, unique)
 
 MAX_ANSWER_SECONDS = 6.0     # no request may hang longer than this while the database is away
 MAX_RECOVERY_SECONDS = 5.0   # from "PostgreSQL accepts connections" to "every answer is 200"
 
 
 # --------------------------------------------------------------------------- stack control
-
-def conf_value(name, default):
-    try:
-        with open(load_env()["api_conf"], encoding="utf-8") as f:
-            for line in f:
-                k, _, v = line.partition("=")
-                if k.strip() == name and v.strip():
-                    return v.strip()
-    except OSError:
-        pass
-    return default
-
 
 def pg_socket_dir():
     e = load_env()
@@ -378,6 +366,7 @@ class StatementTimeoutTests(DbFaultCase):
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         release_sql = ("SELECT pg_cancel_backend(pid) FROM pg_stat_activity "
                        "WHERE application_name = %s" % ("'" + tag + "'"))
+        backends_before = self.api_backends()
         try:
             deadline = time.monotonic() + 30
             polls, slowest, started = 0, 0.0, time.monotonic()
@@ -437,6 +426,14 @@ class StatementTimeoutTests(DbFaultCase):
         served, _ = self.every_worker_serves_200(set(children(self.master)))
         self.assertLessEqual(set(children(self.master)), served)
         self.assertTrue(alive(self.master))
+        # …on the sessions they had: a cancelled statement leaves the session usable, so no
+        # worker reconnected (and re-prepared, and re-LISTENed) because of it.
+        self.assertEqual(self.api_backends(), backends_before)
+
+    def api_backends(self):
+        _, out, _ = psql(load_env()["db_owner"], "SELECT pid, backend_start FROM pg_stat_activity "
+                         "WHERE application_name = 'music-api' ORDER BY pid")
+        return out.split()
 
 
 if __name__ == "__main__":

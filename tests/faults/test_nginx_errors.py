@@ -23,17 +23,20 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 
 from processes import alive, children, proc_stat, read_pid  # noqa: E402,F401
 from musicapi import (  # noqa: E402
-    ApiTestCase, Headers, Response, World, key_id, load_env, request, ssl_context, tracks_path,
-    unique)
+    ApiTestCase, Headers, Response, World, conf_value, key_id, load_env, request, ssl_context,
+    tracks_path, unique)
 
-RATE = 20      # requests per second per key (nginx/music-api-http.conf)
-BURST = 40     # burst (nginx/music-api-location.conf)
+RATE = 20      # requests per second per key id and address (nginx/music-api-ratelimit.conf)
+BURST = 40     # its burst (nginx/music-api-location.conf)
+ADDR_RATE = 100   # requests per second per address, whatever the key (music-api-ratelimit.conf)
+ADDR_BURST = 200  # its burst (music-api-location.conf)
 
 
 # --------------------------------------------------------------------------- processes
@@ -327,9 +330,10 @@ class RateLimitTests(NginxErrorCase):
         w.save(cls.org, cls.user, t, "2025-04-01T10:00:00Z")
         cls.path = tracks_path(cls.org)
 
-    def burst(self, headers_for, n=100, threads=4):
+    def burst(self, headers_for, n=100, threads=4, source="127.0.0.1"):
         """n quick requests on `threads` kept-alive connections; headers_for(i) -> dict.
 
+        `source` is the client address (any of 127.0.0.0/8 on Linux), as another host would be.
         Returns ([Response], seconds). Raw http.client: no retry on 429.
         """
         e = load_env()
@@ -343,7 +347,8 @@ class RateLimitTests(NginxErrorCase):
                     for attempt in range(2):
                         if conn is None:
                             conn = http.client.HTTPSConnection(
-                                e["host"], int(e["port"]), context=ssl_context(), timeout=15)
+                                e["host"], int(e["port"]), context=ssl_context(), timeout=15,
+                                source_address=(source, 0))
                         try:
                             conn.request("GET", self.path, headers=headers_for(i))
                             resp = conn.getresponse()
@@ -376,9 +381,9 @@ class RateLimitTests(NginxErrorCase):
         self.assertNotIn(None, results)
         return results, elapsed
 
-    def max_allowed(self, elapsed):
+    def max_allowed(self, elapsed, burst=BURST, rate=RATE):
         # nginx's leaky bucket: the burst, plus what drains while the burst is being sent
-        return BURST + 1 + int(RATE * elapsed) + 2
+        return burst + 1 + int(rate * elapsed) + 2
 
     def check_429s(self, responses):
         for r in responses:
@@ -451,6 +456,84 @@ class RateLimitTests(NginxErrorCase):
             self.assertEqual(r.status, 200, r.body[:300])
         finally:
             time.sleep(BURST / RATE + 0.5)   # let the address bucket drain for later tests
+
+    def test_another_address_cannot_spend_a_customers_budget(self):
+        # The attacker knows the victim's key id (logs show ids) and sends it from elsewhere.
+        _, victim = self.w.principal(self.org)
+        kid = key_id(victim)
+        rs, _ = self.burst(lambda i: {"X-API-Key": "%s_%s" % (kid, unique("s"))}, n=120,
+                           source="127.0.0.2")
+        counts = self.count(rs)
+        self.assertGreaterEqual(counts.get(429, 0), 1, counts)   # the attacker is limited…
+        self.check_429s(rs)
+        # …and the victim, right after, from its own address, is not held back at all.
+        rs2, _ = self.burst(lambda i: {"X-API-Key": victim}, n=30, threads=3)
+        self.assertEqual(self.count(rs2), {200: 30})
+
+    def test_random_key_ids_from_one_address_are_limited_per_address(self):
+        # Each fresh well-formed id is a fresh (id, address) bucket; the address's own bucket
+        # still bounds what reaches the workers.
+        def random_key(i):
+            return {"X-API-Key": "mk_%s_%s" % (uuid.uuid4().hex[:16], "A" * 32)}
+        try:
+            rs, elapsed = self.burst(random_key, n=400, threads=4, source="127.0.0.3")
+            counts = self.count(rs)
+            print("\nrate limit: 400 random key ids in %.2f s -> %s" % (elapsed, counts))
+            self.assertEqual(set(counts) - {401, 429}, set(), counts)
+            self.assertGreaterEqual(counts.get(429, 0), 1, counts)
+            self.assertLessEqual(counts.get(401, 0),
+                                 self.max_allowed(elapsed, ADDR_BURST, ADDR_RATE), counts)
+            self.check_429s(rs)
+            # another address is not affected
+            r = request("GET", self.path, {"X-API-Key": self.other_key}, retry_rate_limited=False)
+            self.assertEqual(r.status, 200, r.body[:300])
+        finally:
+            time.sleep(ADDR_BURST / ADDR_RATE + 0.5)
+
+
+# =========================================================================== nginx-made headers
+
+class NginxMadeHeadersTests(NginxErrorCase):
+    def assert_server_headers(self, r):
+        # add_header in an error location would drop the server's; they are repeated there.
+        self.assertEqual(r.headers.get("Strict-Transport-Security"), "max-age=63072000")
+        self.assertEqual(r.headers.get("X-Content-Type-Options"), "nosniff")
+
+    def test_v1_music_without_slash_is_a_json_404(self):
+        for method in ("GET", "HEAD"):
+            with self.subTest(method=method):
+                r = request(method, "/v1/music")
+                self.assertEqual(r.status, 404)
+                self.assertIsNone(r.headers.get("Location"))
+                if method == "GET":
+                    self.assert_nginx_error(r, 404, "RESOURCE_NOT_FOUND", "not_found_error")
+                self.assert_server_headers(r)
+
+    def test_nginx_made_errors_carry_hsts_and_nosniff(self):
+        cases = [("GET", "/v1/music", None, 404),
+                 ("GET", "/v1/music/x/tracks?" + "a" * 9000, None, 414),
+                 ("POST", "/v1/music/x/tracks", b"x" * 2048, 413),
+                 ("GET", "/music-api/ping", None, 200)]
+        for method, path, body, status in cases:
+            with self.subTest(path=path[:40]):
+                r = request(method, path, {"Content-Type": "text/plain"} if body else None, body=body)
+                self.assertEqual(r.status, status, r.body[:200])
+                self.assert_server_headers(r)
+        # and the API's own answers carry them too
+        r = request("GET", "/v1/music/org_nope/tracks")
+        self.assertEqual(r.status, 401)
+        self.assert_server_headers(r)
+
+    def test_nginx_503_retry_after_matches_the_apps(self):
+        # Both say the configured retry_after (the stack's is 2), so clients see one figure.
+        e = load_env()
+        want = conf_value("retry_after", "2")
+        loc = os.path.join(e["root"], "nginx", "music-api-location.conf")
+        with open(loc, encoding="utf-8") as f:
+            text = f.read()
+        block = text[text.index("location = /_music_api/error/503"):]
+        block = block[:block.index("}")]
+        self.assertIn("add_header Retry-After %s always;" % want, block)
 
 
 if __name__ == "__main__":

@@ -7,9 +7,9 @@
 #include <string>
 #include <string_view>
 
+#include "auth/auth.hpp"
 #include "core/secrets.hpp"
 #include "core/text.hpp"
-#include "http/auth.hpp"
 #include "http/query_params.hpp"
 #include "http/render.hpp"
 #include "http/response.hpp"

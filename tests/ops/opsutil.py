@@ -283,13 +283,7 @@ def _write_atomic(path, text):
     os.replace(tmp, path)
 
 
-def conf_value(key, path=None):
-    with open(path or env()["api_conf"], encoding="utf-8") as f:
-        for line in f:
-            m = re.match(r"^\s*%s\s*=\s*(.*?)\s*$" % re.escape(key), line)
-            if m:
-                return m.group(1)
-    return None
+conf_value = musicapi.conf_value
 
 
 # --------------------------------------------------------------------------- data

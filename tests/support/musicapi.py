@@ -60,6 +60,19 @@ def load_env():
     return _ENV
 
 
+def conf_value(key, default=None, path=None):
+    """The value of `key` in the stack's music-api.conf (or `path`), else `default`."""
+    try:
+        with open(path or load_env()["api_conf"], encoding="utf-8") as f:
+            for line in f:
+                m = re.match(r"^\s*%s\s*=\s*(.*?)\s*$" % re.escape(key), line)
+                if m and m.group(1):
+                    return m.group(1)
+    except OSError:
+        pass
+    return default
+
+
 def unique(prefix="t"):
     return "%s-%s" % (prefix, uuid.uuid4().hex[:12])
 

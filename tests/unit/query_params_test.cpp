@@ -67,11 +67,20 @@ BOOST_AUTO_TEST_CASE(duplicates_and_malformed_encoding) {
   BOOST_CHECK_EQUAL(FieldOf("collection_id=mcoll_a&collection_id=mcoll_b&engine=%ff"), "engine");
   BOOST_CHECK_EQUAL(FieldOf("engine=%ff&mode=a&mode=b"), "mode");
   BOOST_CHECK_EQUAL(FieldOf("mode=a&mode="), "mode");
+  // Broken encoding in a known parameter's value names that parameter, at its place in the order.
+  BOOST_CHECK_EQUAL(FieldOf("mode=%zz"), "mode");
+  BOOST_CHECK_EQUAL(FieldOf("mode=%"), "mode");
+  BOOST_CHECK_EQUAL(FieldOf("mode=%4"), "mode");
+  BOOST_CHECK_EQUAL(FieldOf("limit=%zz"), "limit");
+  BOOST_CHECK_EQUAL(FieldOf("collection_id=mcoll_%zz"), "collection_id");
+  BOOST_CHECK_EQUAL(FieldOf("engine=%zz&limit=0"), "limit");
+  BOOST_CHECK_EQUAL(FieldOf("collection_id=%zz&engine=%ff"), "engine");
+  BOOST_CHECK_EQUAL(FieldOf("mode=%zz&mode=a"), "mode");
+  // Only when no parameter can be named: a broken name, or a broken value of an unknown name.
   BOOST_CHECK_EQUAL(FieldOf("limit=5&x=%zz"), "query");
   BOOST_CHECK_EQUAL(FieldOf("%=1"), "query");
-  BOOST_CHECK_EQUAL(FieldOf("mode=%"), "query");
-  BOOST_CHECK_EQUAL(FieldOf("mode=%4"), "query");
   BOOST_CHECK_EQUAL(FieldOf("limit=500&%zz"), "query");
+  BOOST_CHECK_EQUAL(FieldOf("mo%zzde=focus"), "query");
 }
 
 BOOST_AUTO_TEST_CASE(names_case_sensitive_and_unknown_ignored) {

@@ -1,5 +1,5 @@
 // Authentication and organization access: which key was presented and what it may see.
-#include "http/auth.hpp"
+#include "auth/auth.hpp"
 
 #include <strings.h>
 
@@ -25,10 +25,10 @@ std::optional<std::string_view> PresentedApiKey(std::string_view x_api_key, std:
   return std::nullopt;
 }
 
-Result<std::string> Authorize(const std::optional<KeyRecord>& record, const ApiKeyParts& key, std::string_view pepper,
+Result<std::string> Authorize(const std::optional<KeyRecord>& record, std::string_view presented_hash,
                               bool organization_well_formed, int64_t now) {
   // The secret is checked before revocation and expiry, so knowing a key id alone reveals nothing.
-  if (!record || !ConstantTimeEquals(record->secret_hash, HashApiKeySecret(pepper, key)) || record->revoked) {
+  if (!record || !ConstantTimeEquals(record->secret_hash, presented_hash) || record->revoked) {
     return Fail(ErrorCode::kInvalidApiKey);
   }
   if (record->expires_at && *record->expires_at <= now) return Fail(ErrorCode::kApiKeyExpired);

@@ -1,5 +1,5 @@
-// A worker's memory of successful authorizations, so the hot path needs one database round trip.
-#include "http/auth_cache.hpp"
+// A worker's memory of authorizations, so the hot path needs one database round trip.
+#include "auth/auth_cache.hpp"
 
 namespace music_api {
 
@@ -23,5 +23,17 @@ void AuthCache::Remember(std::string_view key_id, std::string_view org_id, const
 }
 
 void AuthCache::Forget(std::string_view key_id, std::string_view org_id) { entries_.erase(Key(key_id, org_id)); }
+
+bool AuthCache::KnownUnknown(std::string_view key_id, int64_t now) const {
+  auto it = unknown_.find(std::string(key_id));
+  return it != unknown_.end() && now - it->second < kUnknownTtlSeconds;
+}
+
+void AuthCache::RememberUnknown(std::string_view key_id, int64_t now) {
+  if (unknown_.size() >= kMaxUnknown)
+    std::erase_if(unknown_, [&](const auto& e) { return now - e.second >= kUnknownTtlSeconds; });
+  if (unknown_.size() >= kMaxUnknown) unknown_.clear();
+  unknown_.insert_or_assign(std::string(key_id), now);
+}
 
 }  // namespace music_api

@@ -1,11 +1,12 @@
 // The request, start to end: route → authenticate → params → query (with its own re-check) → render.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <string_view>
 
+#include "auth/auth_cache.hpp"
 #include "db/database.hpp"
-#include "http/auth_cache.hpp"
 #include "http/request.hpp"
 #include "http/response.hpp"
 
@@ -16,6 +17,8 @@ struct PipelineContext {
   AuthCache& auth_cache;
   std::string_view pepper;
   int retry_after_seconds;
+  // The host-only status page's body (the pool's shared counters belong to the server).
+  std::function<void(bool prometheus, std::string& out)> render_status;
 };
 
 // Fills `response` (its body buffer is reused across requests). Never throws for bad input.
