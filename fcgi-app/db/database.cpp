@@ -4,6 +4,7 @@
 #include <libpq-fe.h>
 #include <soci/postgresql/soci-postgresql.h>
 #include <soci/soci.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
@@ -131,6 +132,8 @@ void Database::OpenSession() {
   // After a reconnect the server has forgotten every prepared statement: prepare them again.
   PrepareStatements();
   auth_changed_ = true;
+  // One line per session opened: reconnects are visible in the journal (and tested).
+  Log("info", "db_connected", {{"pid", std::to_string(getpid())}});
 }
 
 void Database::PrepareStatements() {

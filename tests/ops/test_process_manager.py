@@ -6,6 +6,7 @@ workers, by PID. Every test leaves the stack as it found it: same configuration 
 master in the PID file and a full pool serving 200. Measured figures are printed ([ops] lines).
 """
 
+import contextlib
 import os
 import shutil
 import signal
@@ -23,6 +24,16 @@ from opsutil import (  # noqa: E402
     Fixture, LogWatch, Stream, TableLock, alive, children, env, error_code, master_pid,
     say, wait_exit, wait_for, wait_pool, wait_serving)
 from musicapi import ApiTestCase  # noqa: E402
+
+
+@contextlib.contextmanager
+def scratch_dir(prefix):
+    """A directory beside the stack's config (where the servers' users can reach), removed after."""
+    tmp = tempfile.mkdtemp(prefix=prefix, dir=os.path.dirname(env()["api_conf"]))
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def pool_size():
@@ -420,8 +431,7 @@ class ProcessManagerTests(ApiTestCase):
 
     def test_7_broken_config_at_start_is_a_clear_error(self):
         e = env()
-        tmp = tempfile.mkdtemp(prefix="ops-conf-", dir=os.path.dirname(e["api_conf"]))
-        try:
+        with scratch_dir("ops-conf-") as tmp:
             sock = os.path.join(tmp, "fcgi.sock")
             bad = os.path.join(tmp, "bad.conf")
             with open(bad, "w", encoding="utf-8") as f:
@@ -458,8 +468,6 @@ class ProcessManagerTests(ApiTestCase):
             say("start with a missing config file: exit %d: %s" % (rc, err.strip()))
             self.assertNotEqual(rc, 0)
             self.assertIn(os.path.join(tmp, "absent.conf"), err)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
 
     # ------------------------------------------------------------------- 8. request_timeout
 
@@ -527,6 +535,84 @@ class ProcessManagerTests(ApiTestCase):
                [ln.strip() for ln in report.splitlines() if "ERROR:" in ln or "SUMMARY:" in ln][:2]))
         self.assertEqual(exited[0].get("how"), "status 0", report)
         self.assertIsNone(report, report)
+
+    # ------------------------------------------------------------------- 9. a frozen database
+
+    def test_9_stuck_workers_are_ended_by_their_alarm_without_back_off(self):
+        """Every worker's database server process is frozen (SIGSTOP: the kernel still ACKs, so
+        no statement_timeout or connection error can fire). Each worker's own alarm ends it
+        after its budget; nginx answers the JSON 503; the master replaces them at once and does
+        not count them as a crash loop (three crashes in 10 s would otherwise back off)."""
+        fx = Fixture("ops-frozen", keys=self.workers)
+        master = self.master
+        timeout = int(opsutil.conf_value("request_timeout"))
+        budget = 2 * timeout + 3 + 1   # Config::RequestAlarmSeconds
+        _, out, _ = opsutil.musicapi.psql(env()["db_owner"], "SELECT pid FROM pg_stat_activity "
+                                  "WHERE application_name = 'music-api'")
+        backends = [int(p) for p in out.split()]
+        self.assertGreaterEqual(len(backends), self.workers, out)
+        log = LogWatch()
+        threads = [BackgroundRequest(fx, k) for k in fx.keys]
+        try:
+            for pid in backends:
+                os.kill(pid, signal.SIGSTOP)
+            for th in threads:
+                th.start()
+            for th in threads:
+                th.join(budget + 15)
+        finally:
+            for pid in backends:
+                try:
+                    os.kill(pid, signal.SIGCONT)
+                except ProcessLookupError:
+                    pass
+        results = [th.result for th in threads]
+        say("frozen database: %s" % [(r["r"].status, round(r["secs"], 1)) if "r" in r else r
+                                    for r in results])
+        for r in results:
+            self.assertIn("r", r, r)
+            self.assertEqual((r["r"].status, error_code(r["r"])), (503, "SERVICE_UNAVAILABLE"))
+            self.assertLess(r["secs"], budget + 3)
+        # The master reaps within its 200 ms loop: wait for every exit line.
+        wait_for(lambda: len([ev for ev in log.events("worker_exited")
+                              if ev.get("how") == "signal 14"]) >= self.workers, 5, 0.05,
+                 "%d workers ended by SIGALRM" % self.workers)
+        self.assertEqual(log.events("workers_crash_looping"), [], log.text())
+        # replaced at once (no back-off), and serving again
+        wait_pool(self.workers, master, timeout=5)
+        wait_serving(fx)
+
+    # ------------------------------------------------------------------- 10. reload and the socket
+
+    def test_10_reload_reports_socket_settings_and_exit_removes_the_bound_socket(self):
+        e = env()
+        with scratch_dir("ops-sock-") as tmp:
+            first = os.path.join(tmp, "first.sock")
+            second = os.path.join(tmp, "second.sock")
+            conf = os.path.join(tmp, "music-api.conf")
+            text = self.conf_text.replace(e["api_socket"], first) + "\nworkers = 1\n"
+            with open(conf, "w", encoding="utf-8") as f:
+                f.write(text)
+            logfile = os.path.join(tmp, "api.log")
+            p = opsutil.start_api(conf=conf, log=logfile, write_pid=False)
+            opsutil.wait_socket(first, p, timeout=15)
+            # A file the master must never touch sits where the new `listen` points.
+            with open(second, "w", encoding="utf-8") as f:
+                f.write("not ours")
+            with open(conf, "w", encoding="utf-8") as f:
+                f.write(text.replace(first, second).replace("listen_mode = 0660", "listen_mode = 0600")
+                        + "listen_backlog = 64\n")
+            watch = LogWatch(logfile)
+            os.kill(p.pid, signal.SIGHUP)
+            ev = watch.wait_event("reload_listen_ignored", 10)
+            say("reload that changed the socket settings: %s" % ev)
+            keys = set(watch.events("reload_listen_ignored")[0].get("keys", "").split(","))
+            self.assertEqual(keys, {"listen", "listen_mode", "listen_backlog"})
+            status, _ = opsutil.stop_api(p.pid, timeout=15)
+            self.assertEqual(status, 0)
+            self.assertFalse(os.path.exists(first), "the bound socket was left behind")
+            with open(second, encoding="utf-8") as f:
+                self.assertEqual(f.read(), "not ours")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 #include <boost/test/unit_test.hpp>
 #include <cstdlib>
 #include <fstream>
+#include <string>
 
 #include "core/config.hpp"
 
@@ -59,6 +60,28 @@ BOOST_AUTO_TEST_CASE(flags_then_environment_override) {
   BOOST_CHECK_EQUAL(config->workers, 5);
   BOOST_CHECK_EQUAL(config->database, "host=/tmp dbname=x");
   BOOST_CHECK(!LoadConfig("/nonexistent", false, {{"workers", "-1"}}));
+}
+
+// The worker's whole budget (and its alarm) ends before nginx gives up on the upstream, for every
+// request_timeout the table accepts; one past the largest is refused.
+BOOST_AUTO_TEST_CASE(request_budget_ends_before_nginx_read_timeout) {
+  std::ifstream in(MUSIC_API_SOURCE_DIR "/nginx/music-api-location.conf");
+  std::string line;
+  int nginx_read_timeout = 0;
+  while (std::getline(in, line)) {
+    if (auto at = line.find("fastcgi_read_timeout "); at != std::string::npos && nginx_read_timeout == 0) {
+      nginx_read_timeout = std::stoi(line.substr(at + 21));
+    }
+  }
+  BOOST_REQUIRE_GT(nginx_read_timeout, 0);
+  for (int t = 1;; ++t) {
+    auto config = LoadConfig("/nonexistent", false, {{"request_timeout", std::to_string(t)}});
+    if (!config) {
+      BOOST_CHECK_EQUAL(t, kMaxRequestTimeoutSeconds + 1);
+      break;
+    }
+    BOOST_CHECK_LT(config->RequestAlarmSeconds(), nginx_read_timeout);
+  }
 }
 
 BOOST_AUTO_TEST_SUITE_END()
