@@ -77,44 +77,68 @@ struct Database::Statements {
     id_indicator.resize(n), title_indicator.resize(n), duration_indicator.resize(n);
   }
 
-  std::unique_ptr<soci::statement> find_key;
-  std::array<std::unique_ptr<soci::statement>, sql::kListingVariants> listing;
+  // Each statement is prepared on its first use in a session, so a session costs only the
+  // round trips its requests need, and a failed statement is the only one prepared again.
+  explicit Statements(soci::session& session) : session_(session) { Resize(kMaxLimit); }
 
-  explicit Statements(soci::session& session) {
-    find_key = std::make_unique<soci::statement>(
-        (session.prepare << sql::kFindKey, soci::use(org_id, "org"), soci::use(key_id, "key"), soci::into(secret_hash),
-         soci::into(key_user_id), soci::into(revoked), soci::into(expires_at, expires_indicator), soci::into(member),
-         soci::into(can_generate)));
-    Resize(kMaxLimit);
-    for (int i = 0; i < sql::kListingVariants; ++i) {
-      sql::ListingFilters filters{(i & 1) != 0, (i & 2) != 0, (i & 4) != 0};
-      soci::statement st(session);
-      st.alloc();
-      st.exchange(soci::use(key_id, "key"));
-      st.exchange(soci::use(presented_hash, "hash"));
-      st.exchange(soci::use(now, "now"));
-      st.exchange(soci::use(user_id, "user"));
-      st.exchange(soci::use(org_id, "org"));
-      if (filters.mode) st.exchange(soci::use(mode, "mode"));
-      if (filters.engine) st.exchange(soci::use(engine, "engine"));
-      if (filters.collection) st.exchange(soci::use(collection_id, "collection"));
-      st.exchange(soci::use(limit, "limit"));
-      st.exchange(soci::use(offset, "offset"));
-      st.exchange(soci::into(auth_ok));
-      st.exchange(soci::into(collection_ok));
-      st.exchange(soci::into(page.id, id_indicator));
-      st.exchange(soci::into(page.title, title_indicator));
-      st.exchange(soci::into(page.engine));
-      st.exchange(soci::into(page.mode));
-      st.exchange(soci::into(page.duration, duration_indicator));
-      st.exchange(soci::into(page.instrumental));
-      st.exchange(soci::into(page.licence_class));
-      st.exchange(soci::into(page.created_at));
-      st.prepare(sql::ListingQuery(filters));
-      st.define_and_bind();
-      listing[i] = std::make_unique<soci::statement>(std::move(st));
+  soci::statement& FindKey() {
+    running_ = &find_key_;
+    if (!find_key_) {
+      find_key_ = std::make_unique<soci::statement>(
+          (session_.prepare << sql::kFindKey, soci::use(org_id, "org"), soci::use(key_id, "key"),
+           soci::into(secret_hash), soci::into(key_user_id), soci::into(revoked),
+           soci::into(expires_at, expires_indicator), soci::into(member), soci::into(can_generate)));
     }
+    return *find_key_;
   }
+
+  soci::statement& ListTracks(sql::ListingFilters filters) {
+    std::unique_ptr<soci::statement>& slot = listing_[filters.Index()];
+    running_ = &slot;
+    if (!slot) slot = PrepareListing(filters);
+    return *slot;
+  }
+
+  // The statement that just failed goes; the others stay prepared.
+  void DropRunning() {
+    if (running_ != nullptr) running_->reset();
+    running_ = nullptr;
+  }
+
+ private:
+  std::unique_ptr<soci::statement> PrepareListing(sql::ListingFilters filters) {
+    Resize(kMaxLimit);
+    soci::statement st(session_);
+    st.alloc();
+    st.exchange(soci::use(key_id, "key"));
+    st.exchange(soci::use(presented_hash, "hash"));
+    st.exchange(soci::use(now, "now"));
+    st.exchange(soci::use(user_id, "user"));
+    st.exchange(soci::use(org_id, "org"));
+    if (filters.mode) st.exchange(soci::use(mode, "mode"));
+    if (filters.engine) st.exchange(soci::use(engine, "engine"));
+    if (filters.collection) st.exchange(soci::use(collection_id, "collection"));
+    st.exchange(soci::use(limit, "limit"));
+    st.exchange(soci::use(offset, "offset"));
+    st.exchange(soci::into(auth_ok));
+    st.exchange(soci::into(collection_ok));
+    st.exchange(soci::into(page.id, id_indicator));
+    st.exchange(soci::into(page.title, title_indicator));
+    st.exchange(soci::into(page.engine));
+    st.exchange(soci::into(page.mode));
+    st.exchange(soci::into(page.duration, duration_indicator));
+    st.exchange(soci::into(page.instrumental));
+    st.exchange(soci::into(page.licence_class));
+    st.exchange(soci::into(page.created_at));
+    st.prepare(sql::ListingQuery(filters));
+    st.define_and_bind();
+    return std::make_unique<soci::statement>(std::move(st));
+  }
+
+  soci::session& session_;
+  std::unique_ptr<soci::statement> find_key_;
+  std::array<std::unique_ptr<soci::statement>, sql::kListingVariants> listing_;
+  std::unique_ptr<soci::statement>* running_ = nullptr;
 };
 
 Database::Database(std::string conninfo, int statement_timeout_ms)
@@ -129,16 +153,10 @@ void Database::OpenSession() {
       soci::into(name_setting), soci::into(plan_setting);
   *session << sql::kListenAuthChanges;
   session_ = std::move(session);
-  // After a reconnect the server has forgotten every prepared statement: prepare them again.
-  PrepareStatements();
-  auth_changed_ = true;
+  statements_ = std::make_unique<Statements>(*session_);
+  auth_changed_ = true;  // notifications sent while there was no session are lost
   // One line per session opened: reconnects are visible in the journal (and tested).
   Log("info", "db_connected", {{"pid", std::to_string(getpid())}});
-}
-
-void Database::PrepareStatements() {
-  statements_.reset();
-  statements_ = std::make_unique<Statements>(*session_);
 }
 
 void Database::CloseSession() {
@@ -168,11 +186,8 @@ bool Database::SessionBroken() const {
 }
 
 bool Database::Connect(std::string_view trace_id) {
+  if (session_ && !SessionBroken()) return true;
   try {
-    if (session_ && !SessionBroken()) {
-      if (!statements_) PrepareStatements();
-      return true;
-    }
     CloseSession();
     OpenSession();
     return true;
@@ -181,6 +196,19 @@ bool Database::Connect(std::string_view trace_id) {
     ++failures_;
     Log("error", "db_connect_failed", {{"trace_id", trace_id}, {"error", Reason(e)}});
     return false;
+  }
+}
+
+void Database::DropFailed(std::string_view sqlstate) {
+  // A SOCI statement that threw (in its prepare or mid-execute) must not be reused: it loses its
+  // bound parameter buffers, and nothing half-fetched can ever be rendered. The session goes only
+  // when it is unusable: a statement timeout under load (a prepare too takes the tables' locks,
+  // so it can time out behind one) must not turn into a reconnect, a LISTEN and every prepare,
+  // just when the server is struggling.
+  if (DropsSession(sqlstate, SessionBroken())) {
+    CloseSession();
+  } else {
+    statements_->DropRunning();
   }
 }
 
@@ -204,15 +232,7 @@ auto Database::Run(std::string_view what, std::string_view trace_id, Body&& body
     }
     ++failures_;
     bool broken = SessionBroken();
-    // A SOCI statement that threw mid-execute must not be reused (it loses its bound parameter
-    // buffers), and nothing half-fetched can ever be rendered: the statements always go. The
-    // session goes only when it is unusable; a statement timeout under load must not turn into
-    // a reconnect, a LISTEN and every prepare, just when the server is struggling.
-    if (DropsSession(sqlstate, broken)) {
-      CloseSession();
-    } else {
-      statements_.reset();
-    }
+    DropFailed(sqlstate);
     if (Classify(sqlstate, broken) == FailureKind::kInternal) return Fail(ErrorCode::kInternalError);
     if (!broken || attempt >= 1) return Fail(ErrorCode::kServiceUnavailable);
   }
@@ -232,7 +252,7 @@ Result<std::optional<KeyRecord>> Database::FindKey(std::string_view key_id, std:
     Statements& s = *statements_;
     s.key_id = key_id;
     s.org_id = org_id;
-    if (!s.find_key->execute(true)) return std::nullopt;
+    if (!s.FindKey().execute(true)) return std::nullopt;
     std::optional<int64_t> expires;
     if (s.expires_indicator == soci::i_ok) expires = s.expires_at;
     return KeyRecord{s.secret_hash, s.key_user_id, s.revoked != 0, expires, s.member != 0, s.can_generate != 0};
@@ -255,7 +275,7 @@ Result<Listing> Database::ListTracks(const ListingCaller& caller, const ListPara
     sql::ListingFilters filters{params.mode.has_value(), params.engine.has_value(), params.collection_id.has_value()};
     // SOCI shrinks bound vectors to the rows fetched; grow them back to the largest page first.
     s.Resize(kMaxLimit);
-    if (!s.listing[filters.Index()]->execute(true) || s.page.size() == 0) {
+    if (!s.ListTracks(filters).execute(true) || s.page.size() == 0) {
       throw std::runtime_error("the listing statement returned no row");  // it always returns one
     }
     Listing listing{s.auth_ok[0] != 0, s.collection_ok[0] != 0, &s.page};

@@ -67,7 +67,8 @@ class Database {
   auto Run(std::string_view what, std::string_view trace_id, Body&& body) -> Result<decltype(body())>;
   void OpenSession();
   void CloseSession();
-  void PrepareStatements();
+  // After a failed statement or prepare: drop that statement, and the session if it is unusable.
+  void DropFailed(std::string_view sqlstate);
   bool SessionBroken() const;
 
   std::string conninfo_;
