@@ -16,10 +16,8 @@ Whatever happens, the stack is left running (tearDown restarts music-api if it i
 
 import http.client
 import os
-import signal
 import socket
 import ssl
-import subprocess
 import sys
 import threading
 import time
@@ -28,6 +26,7 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 
+import apiproc  # noqa: E402
 from processes import alive, children, proc_stat, read_pid  # noqa: E402,F401
 from musicapi import (  # noqa: E402
     ApiTestCase, Headers, Response, World, conf_value, key_id, load_env, request, ssl_context,
@@ -41,46 +40,20 @@ ADDR_BURST = 200  # its burst (music-api-location.conf)
 
 # --------------------------------------------------------------------------- processes
 
-def wait_gone(pid, timeout):
-    deadline = time.monotonic() + timeout
-    while alive(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
-
 def api_running():
     return alive(read_pid(load_env()["api_pid_file"]))
 
 
 def start_api():
-    """Start music-api as scripts/lib/stack.sh api_up does; writes and returns the new PID."""
-    e = load_env()
-    script = ('env -u MUSIC_API_DB -u MUSIC_API_PEPPER_FILE "$0" --config "$1" '
-              '>>"$2" 2>&1 </dev/null & echo $!')
-    p = subprocess.run(["sh", "-c", script, e["api"], e["api_conf"], e["api_log"]],
-                       stdin=subprocess.DEVNULL, capture_output=True, timeout=30, check=True)
-    pid = int(p.stdout.decode().strip())
-    with open(e["api_pid_file"], "w", encoding="ascii") as f:
-        f.write("%d\n" % pid)
-    deadline = time.monotonic() + 15
-    while not os.path.exists(e["api_socket"]):
-        if not alive(pid) or time.monotonic() > deadline:
-            raise AssertionError("music-api (pid %d) did not open %s" % (pid, e["api_socket"]))
-        time.sleep(0.05)
-    return pid
+    """Start music-api as scripts/lib/stack.sh api_up does; writes the PID file, waits for the socket."""
+    p = apiproc.start_api()
+    apiproc.wait_socket(load_env()["api_socket"], p, 15)
+    return p.pid
 
 
 def stop_api():
-    """SIGTERM the master from the PID file and wait for it to exit; returns its PID."""
-    pid = read_pid(load_env()["api_pid_file"])
-    if not alive(pid):
-        return pid
-    os.kill(pid, signal.SIGTERM)
-    if not wait_gone(pid, 20):
-        raise AssertionError("music-api master %d did not exit within 20 s of SIGTERM" % pid)
-    return pid
+    """SIGTERM the master from the PID file and wait for it to exit."""
+    apiproc.stop_api(read_pid(load_env()["api_pid_file"]), 20)
 
 
 def ensure_api_running():

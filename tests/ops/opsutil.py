@@ -2,13 +2,12 @@
 
 Everything here acts on the stack described by $MUSIC_API_STACK/env.json and only on
 processes of that stack, found by PID (the api_pid_file and the master's children).
-Builds on tests/support/musicapi.py, which is not modified.
+Builds on tests/support/musicapi.py and apiproc.py (starting and stopping the API).
 """
 
 import collections
 import os
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -20,6 +19,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import musicapi  # noqa: E402
 from processes import alive, children, proc_stat, read_pid  # noqa: E402,F401
 from musicapi import World, key_headers, load_env, tracks_path  # noqa: E402,F401
+from apiproc import (  # noqa: E402,F401
+    api_environment, own_child, start_api, stop_api, wait_exit, wait_for, wait_socket)
 
 LOCKED_TABLE = "library_saves"
 
@@ -35,22 +36,6 @@ def say(*parts):
 
 
 # --------------------------------------------------------------------------- waiting
-
-def wait_for(predicate, timeout, interval=0.05, what="condition"):
-    """Poll predicate() until it returns a truthy value; returns (value, seconds waited).
-
-    Raises AssertionError after timeout seconds (bounded: never loops forever).
-    """
-    start = time.monotonic()
-    deadline = start + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value, time.monotonic() - start
-        if time.monotonic() >= deadline:
-            raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, what))
-        time.sleep(interval)
-
 
 # --------------------------------------------------------------------------- processes
 
@@ -97,83 +82,6 @@ def wait_pool(size, master=None, timeout=5.0, must_exclude=()):
 
     return wait_for(ready, timeout, 0.02, "a pool of %d workers under master %d (excluding %s)"
                     % (size, master, sorted(excl)))
-
-
-def api_environment():
-    """The environment the harness gives music-api: no secrets-bearing overrides."""
-    e = dict(os.environ)
-    e.pop("MUSIC_API_DB", None)
-    e.pop("MUSIC_API_PEPPER_FILE", None)
-    return e
-
-
-# Masters this process started (pid -> Popen), so their exit status can be read.
-_OWN = {}
-
-
-def start_api(conf=None, log=None, pid_file=None, write_pid=True):
-    """Start `<api> --config CONF` in the background as the harness does (stdout and
-    stderr appended to the log); writes the PID file. Returns the Popen."""
-    e = env()
-    conf = conf or e["api_conf"]
-    log = log or e["api_log"]
-    with open(log, "ab") as logf:
-        p = subprocess.Popen([e["api"], "--config", conf], stdin=subprocess.DEVNULL,
-                             stdout=logf, stderr=subprocess.STDOUT, env=api_environment(),
-                             start_new_session=True, close_fds=True)
-    _OWN[p.pid] = p
-    if write_pid:
-        with open(pid_file or e["api_pid_file"], "w", encoding="ascii") as f:
-            f.write("%d\n" % p.pid)
-    return p
-
-
-def wait_socket(path, proc=None, timeout=10.0):
-    """Wait for a unix socket to appear; fails early if proc exits."""
-    def ready():
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError("music-api exited %s before opening %s" % (proc.returncode, path))
-        try:
-            import stat
-            return stat.S_ISSOCK(os.lstat(path).st_mode)
-        except FileNotFoundError:
-            return False
-    return wait_for(ready, timeout, 0.05, "socket " + path)[1]
-
-
-def wait_exit(pid, timeout):
-    """Wait for pid to end. Returns (exit status or None if not our child, seconds).
-
-    Raises AssertionError on timeout."""
-    start = time.monotonic()
-    p = _OWN.get(pid)
-    if p is not None:
-        try:
-            rc = p.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise AssertionError("pid %d did not exit within %.1fs" % (pid, timeout))
-        _OWN.pop(pid, None)
-        return rc, time.monotonic() - start
-    wait_for(lambda: not alive(pid), timeout, 0.02, "pid %d to exit" % pid)
-    return None, time.monotonic() - start
-
-
-def own_child(pid):
-    return pid in _OWN
-
-
-def stop_api(pid, timeout=15.0):
-    """SIGTERM pid and wait; SIGKILL as a last resort. Returns (status, seconds)."""
-    if not alive(pid):
-        return wait_exit(pid, 1.0)
-    os.kill(pid, signal.SIGTERM)
-    try:
-        return wait_exit(pid, timeout)
-    except AssertionError:
-        if alive(pid):
-            os.kill(pid, signal.SIGKILL)
-        wait_exit(pid, 5.0)
-        raise
 
 
 # --------------------------------------------------------------------------- log

@@ -7,9 +7,12 @@ master in the PID file and a full pool serving 200. Measured figures are printed
 """
 
 import contextlib
+import errno
 import os
+import resource
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -34,6 +37,12 @@ def scratch_dir(prefix):
         yield tmp
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def whole_log(path):
+    log = LogWatch(path)
+    log.offset = 0
+    return log
 
 
 def pool_size():
@@ -396,9 +405,7 @@ class ProcessManagerTests(ApiTestCase):
                 worker, gap = wait_for(
                     lambda: [c for c in children(p.pid) if c != victim], 6, 0.02, "a replacement")
                 gaps.append(gap)
-            log = LogWatch(logp)
-            log.offset = 0
-            looping = log.events("workers_crash_looping")
+            looping = whole_log(logp).events("workers_crash_looping")
             status, stop_secs = opsutil.stop_api(p.pid, timeout=10)
         finally:
             if p.poll() is None:
@@ -613,6 +620,68 @@ class ProcessManagerTests(ApiTestCase):
             self.assertFalse(os.path.exists(first), "the bound socket was left behind")
             with open(second, encoding="utf-8") as f:
                 self.assertEqual(f.read(), "not ours")
+
+
+    # ------------------------------------------------------------------- 11. accept errors
+
+    def test_11_persistent_accept_error_exits_1_and_backs_off(self):
+        """A worker that cannot accept (EMFILE: its file limit lowered below the descriptors it
+        holds, with prlimit on the live process) exits 1, not 0, so the master's crash-loop back-off
+        applies: the third such exit within 10 s logs workers_crash_looping with 1 s."""
+        e = env()
+        with scratch_dir("ops-emfile-") as tmp:
+            sock = os.path.join(tmp, "fcgi.sock")
+            conf = os.path.join(tmp, "music-api.conf")
+            logp = os.path.join(tmp, "music-api.log")
+            with open(conf, "w", encoding="utf-8") as f:
+                f.write("listen = %s\nlisten_mode = 0600\nworkers = 1\n"
+                        "database = host=%s/no-such-postgres dbname=music user=music_api\n"
+                        "key_pepper_file = %s\nrequest_timeout = 5\n" % (sock, tmp, e["pepper_file"]))
+            # LeakSanitizer's exit-time scan opens /proc files, which the starved worker cannot:
+            # it would turn any exit into status 1. This instance is about the exit status only.
+            p = opsutil.start_api(conf=conf, log=logp, write_pid=False,
+                                  env_extra={"ASAN_OPTIONS": "detect_leaks=0"})
+            starved, gaps = [], []
+            try:
+                opsutil.wait_socket(sock, p, timeout=15)
+                for _ in range(3):
+                    worker, _ = wait_for(lambda: [c for c in children(p.pid) if c not in starved], 6, 0.02,
+                                         "a worker")
+                    victim = worker[0]
+                    # Wait until it is idle in its accept loop (its start-up connect attempt done).
+                    wait_for(lambda: any(ev.get("pid") == str(victim)
+                                         for ev in whole_log(logp).events("worker_started")), 5, 0.02,
+                             "worker %d started" % victim)
+                    # A limit of 3 keeps what it holds usable (stdio, the listening socket) and
+                    # makes any new descriptor, the next accepted connection first, fail.
+                    held = {int(fd) for fd in os.listdir("/proc/%d/fd" % victim)}
+                    _, hard = resource.prlimit(victim, resource.RLIMIT_NOFILE)
+                    resource.prlimit(victim, resource.RLIMIT_NOFILE, (3, hard))
+                    starved.append(victim)
+                    t0 = time.monotonic()
+                    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+                        client.connect(sock)   # wakes the worker; its accept fails with EMFILE
+                        try:
+                            wait_for(lambda: not alive(victim), 5, 0.02, "worker %d to exit" % victim)
+                        except AssertionError:
+                            self.fail("worker %d (fds %s, limit 3) did not exit; log:\n%s"
+                                      % (victim, sorted(held), whole_log(logp).text()))
+                    gaps.append(time.monotonic() - t0)
+                log = whole_log(logp)
+                exits = {ev.get("pid"): ev.get("how") for ev in log.events("worker_exited")}
+                accept_errors = [ev.get("errno") for ev in log.events("accept_failed")]
+                looping = [ev.get("backoff_ms") for ev in log.events("workers_crash_looping")]
+                status, _ = opsutil.stop_api(p.pid, timeout=10)
+            finally:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait(5)
+        say("EMFILE at accept: workers %s exited %s; accept_failed errno %s; crash_looping backoff_ms %s"
+            % (starved, [exits.get(str(w)) for w in starved], accept_errors, looping))
+        self.assertEqual([exits.get(str(w)) for w in starved], ["status 1"] * 3)
+        self.assertEqual(accept_errors, [str(errno.EMFILE)] * 3)
+        self.assertEqual(looping, ["1000"])
+        self.assertEqual(status, 0)
 
 
 if __name__ == "__main__":
