@@ -20,6 +20,7 @@ namespace {
 std::string_view SampleValue(std::string_view name) {
   if (name == "limit") return "50";
   if (name == "offset" || name == "now") return "0";
+  if (name == "lag") return "5";
   return "x";
 }
 

@@ -50,8 +50,8 @@ struct ConfigKey {
   Setter set;
 };
 
-const std::array<ConfigKey, 11>& Table() {
-  static const std::array<ConfigKey, 11> kTable = {{
+const std::array<ConfigKey, 18>& Table() {
+  static const std::array<ConfigKey, 18> kTable = {{
       {{"listen", "/run/music-api/fcgi.sock",
         "FastCGI socket: a unix socket path, or HOST:PORT for TCP. Ignored under systemd socket activation."},
        Text(&Config::listen, false)},
@@ -66,14 +66,36 @@ const std::array<ConfigKey, 11>& Table() {
       {{"max_requests", "0", "A worker exits after this many requests and is replaced; 0 means never."},
        Int(&Config::max_requests, 0, 100000000)},
       {{"request_timeout", "10",
-        "Seconds a request may take (at most 12, so the worker answers before nginx's 30 s "
+        "Seconds a request may take (at most 11, so the worker answers before nginx's 30 s "
         "fastcgi_read_timeout); also the database statement_timeout."},
        Int(&Config::request_timeout_seconds, 1, kMaxRequestTimeoutSeconds)},
       {{"retry_after", "2", "Seconds sent in Retry-After when the database cannot be reached."},
        Int(&Config::retry_after_seconds, 1, 3600)},
       {{"database", "dbname=music user=music_api",
-        "libpq connection string of the read-only API role. Environment MUSIC_API_DB overrides."},
+        "libpq connection string of the API role for reads. On a cluster it names every node "
+        "(host=a,b,c) with target_session_attrs=prefer-standby; each worker starts at its own host. "
+        "Environment MUSIC_API_DB overrides."},
        Text(&Config::database, false)},
+      {{"database_write", "",
+        "libpq connection string to the primary, for the key-change listener and the heartbeat "
+        "(host=a,b,c target_session_attrs=read-write); empty means `database`. Environment "
+        "MUSIC_API_DB_WRITE overrides."},
+       Text(&Config::database_write, true)},
+      {{"database_connect_timeout", "2", "Seconds to connect to one host before trying the next (libpq, 2 to 5)."},
+       Int(&Config::database_connect_timeout_seconds, 2, 5)},
+      {{"database_keepalives_idle", "5", "Seconds of silence before TCP keepalive probes start."},
+       Int(&Config::database_keepalives_idle_seconds, 1, 3600)},
+      {{"database_keepalives_interval", "2", "Seconds between TCP keepalive probes."},
+       Int(&Config::database_keepalives_interval_seconds, 1, 600)},
+      {{"database_keepalives_count", "3", "Unanswered keepalive probes after which a connection is dead."},
+       Int(&Config::database_keepalives_count, 1, 100)},
+      {{"database_tcp_user_timeout", "5000",
+        "Milliseconds sent data may stay unacknowledged before the connection is dead (0: the kernel's)."},
+       Int(&Config::database_tcp_user_timeout_ms, 0, 600000)},
+      {{"max_replica_lag", "5",
+        "Seconds a replica may lag the primary and still be read from; a revoked key is refused at most "
+        "this + 1 s after the revocation commits."},
+       Int(&Config::max_replica_lag_seconds, 1, 3600)},
       {{"key_pepper_file", "/etc/music-api/key-pepper",
         "File with the secret pepper for API-key hashes (>= 16 bytes). Environment MUSIC_API_PEPPER_FILE "
         "overrides."},
@@ -115,7 +137,7 @@ int Config::EffectiveWorkers() const {
 
 std::span<const ConfigKeyInfo> ConfigKeys() {
   static const auto kInfos = [] {
-    std::array<ConfigKeyInfo, 11> infos;
+    std::array<ConfigKeyInfo, 18> infos;
     for (size_t i = 0; i < infos.size(); ++i) infos[i] = Table()[i].info;
     return infos;
   }();
@@ -147,12 +169,20 @@ std::expected<Config, std::string> LoadConfig(const std::string& path, bool file
     if (auto error = Apply(config, name, value, "--" + name)) return std::unexpected(*error);
   }
   static constexpr std::pair<const char*, const char*> kEnvironment[] = {{"MUSIC_API_DB", "database"},
+                                                                         {"MUSIC_API_DB_WRITE", "database_write"},
                                                                          {"MUSIC_API_PEPPER_FILE", "key_pepper_file"}};
   for (const auto& [variable, name] : kEnvironment) {
     const char* value = std::getenv(variable);
     if (value && *value) {
       if (auto error = Apply(config, name, value, variable)) return std::unexpected(*error);
     }
+  }
+  if (config.RequestAlarmSeconds() >= kNginxReadTimeoutSeconds) {
+    return std::unexpected("request_timeout " + std::to_string(config.request_timeout_seconds) +
+                           " with database_connect_timeout " + std::to_string(config.database_connect_timeout_seconds) +
+                           " gives a request budget of " + std::to_string(config.RequestAlarmSeconds()) +
+                           " s, not under nginx's fastcgi_read_timeout of " + std::to_string(kNginxReadTimeoutSeconds) +
+                           " s: lower one of them");
   }
   return config;
 }

@@ -14,11 +14,12 @@ namespace music_api {
 // the new one, so up to twice this many workers (and database connections) exist at once.
 inline constexpr int kMaxWorkers = 1024;
 
-// libpq's connect_timeout for every connection a worker opens (appended to `database`).
-inline constexpr int kConnectTimeoutSeconds = 3;
-// The largest `request_timeout`: a request's whole budget (RequestAlarmSeconds) must end before
-// nginx's fastcgi_read_timeout (30 s in music-api-location.conf), so nginx never gives up first.
-inline constexpr int kMaxRequestTimeoutSeconds = 12;
+// nginx's fastcgi_read_timeout (music-api-location.conf): a request's whole budget
+// (RequestAlarmSeconds) must end before it, so nginx never gives up first.
+inline constexpr int kNginxReadTimeoutSeconds = 30;
+// The largest `request_timeout` (with the default database_connect_timeout, the alarm stays
+// under kNginxReadTimeoutSeconds; LoadConfig checks the pair).
+inline constexpr int kMaxRequestTimeoutSeconds = 11;
 
 struct Config {
   std::string listen;        // unix socket path, or HOST:PORT / :PORT for TCP
@@ -30,15 +31,27 @@ struct Config {
   int max_requests = 0;  // 0 means never recycle
   int request_timeout_seconds = 0;
   int retry_after_seconds = 0;
-  std::string database;  // libpq connection string
+  std::string database;                      // libpq connection string for reads (may name several hosts)
+  std::string database_write;                // for writes, LISTEN and the heartbeat: the primary ("" = `database`)
+  int database_connect_timeout_seconds = 0;  // per host, libpq's connect_timeout
+  int database_keepalives_idle_seconds = 0;
+  int database_keepalives_interval_seconds = 0;
+  int database_keepalives_count = 0;
+  int database_tcp_user_timeout_ms = 0;
+  int max_replica_lag_seconds = 0;  // a replica further behind than this is not read from
   std::string key_pepper_file;
 
+  const std::string& WriteDatabase() const { return database_write.empty() ? database : database_write; }
+
   int EffectiveWorkers() const;
-  // When a worker's own alarm ends a request that is still running. No database attempt (connect or
-  // statement) starts after request_timeout; one that started just before may take a connect
-  // (kConnectTimeoutSeconds) and a statement (statement_timeout = request_timeout): so the
-  // last byte is due by 2 x request_timeout + connect, and the alarm rings one second later.
-  int RequestAlarmSeconds() const { return 2 * request_timeout_seconds + kConnectTimeoutSeconds + 1; }
+  // When a worker's own alarm ends a request that is still running. No first attempt of a
+  // statement starts after request_timeout T; one that started just before may take a connect and
+  // a statement (the server cancels it at T; a host that has not answered by T + 1 s is taken as
+  // frozen and its connection shut), then the one retry on a fresh connection: two connects and two
+  // statements, T + 2 x (connect + 1) + T. The alarm rings one second after that.
+  int RequestAlarmSeconds() const {
+    return 2 * (request_timeout_seconds + 1) + 2 * database_connect_timeout_seconds + 1;
+  }
 };
 
 struct ConfigKeyInfo {

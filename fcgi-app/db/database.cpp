@@ -1,14 +1,21 @@
-// One worker's PostgreSQL session: statements prepared once, reconnect and one retry on failure.
+// One worker's PostgreSQL sessions. Reads go to the read string's first answering host (a replica
+// when there is one); a replica found too far behind sends that read to the primary instead. Each
+// statement is prepared on first use; a dead or frozen host means the next host and one retry.
 #include "db/database.hpp"
 
 #include <libpq-fe.h>
+#include <signal.h>
 #include <soci/postgresql/soci-postgresql.h>
 #include <soci/soci.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 #include <stdexcept>
+#include <utility>
 
 #include "core/config.hpp"
 #include "core/log.hpp"
@@ -42,38 +49,82 @@ bool DropsSession(std::string_view sqlstate, bool session_broken) {
   return session_broken || sqlstate.starts_with("08") || sqlstate.starts_with("57P");
 }
 
-std::string WithConnectTimeout(std::string_view conninfo) {
-  // Without connect_timeout libpq waits for TCP as long as the kernel does; a worker must not, and
-  // the request budget (Config::RequestAlarmSeconds) counts on this value. In a key=value string
-  // the last occurrence of a keyword wins, so ours is appended whatever the string says.
-  std::string result(conninfo);
-  bool is_uri = conninfo.starts_with("postgres://") || conninfo.starts_with("postgresql://");
-  if (!is_uri) result += " connect_timeout=" + std::to_string(kConnectTimeoutSeconds);
-  return result;
+// A host whose server is stopped or hung keeps ACKing TCP at the kernel: no keepalive or
+// tcp_user_timeout fires, and its statement_timeout cannot, so a statement there would wait
+// forever. A one-shot timer shuts the connection's socket down once a statement has had no answer
+// for statement_timeout + 1 s (a live server cancels it before that): libpq then sees a closed
+// connection like any dead host's, and Run reconnects to the next host and retries once.
+volatile sig_atomic_t g_guarded_socket = -1;
+
+void OnStatementOverdue(int) {
+  int fd = g_guarded_socket;
+  if (fd >= 0) shutdown(fd, SHUT_RDWR);  // async-signal-safe
 }
 
 }  // namespace
+
+class OverdueGuard {
+ public:
+  OverdueGuard() {
+    struct sigaction action {};
+    action.sa_handler = OnStatementOverdue;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESTART;
+    sigaction(SIGUSR2, &action, nullptr);
+    sigevent event{};
+    event.sigev_notify = SIGEV_SIGNAL;
+    event.sigev_signo = SIGUSR2;
+    armed_ok_ = timer_create(CLOCK_MONOTONIC, &event, &timer_) == 0;
+  }
+  ~OverdueGuard() {
+    if (armed_ok_) timer_delete(timer_);
+  }
+  OverdueGuard(const OverdueGuard&) = delete;
+  OverdueGuard& operator=(const OverdueGuard&) = delete;
+
+  void Arm(int socket, std::chrono::milliseconds after) {
+    if (!armed_ok_ || socket < 0) return;
+    g_guarded_socket = socket;
+    itimerspec when{};
+    when.it_value.tv_sec = static_cast<time_t>(after.count() / 1000);
+    when.it_value.tv_nsec = static_cast<long>((after.count() % 1000) * 1000000);
+    timer_settime(timer_, 0, &when, nullptr);
+  }
+  void Disarm() {
+    if (!armed_ok_) return;
+    itimerspec never{};
+    timer_settime(timer_, 0, &never, nullptr);
+    g_guarded_socket = -1;
+  }
+
+ private:
+  timer_t timer_{};
+  bool armed_ok_ = false;
+};
 
 struct Database::Statements {
   // Bound inputs: the statements hold references to these, so they live here, next to them.
   std::string key_id, presented_hash, org_id, user_id, collection_id, mode, engine;
   long long now = 0;
+  int lag = 0;
   int limit = 0;
   long long offset = 0;
 
+  int fresh = 0;  // the last statement's verdict on its server (MUSIC_API_SQL_FRESH)
   std::string secret_hash, key_user_id;
+  soci::indicator hash_indicator = soci::i_null, user_indicator = soci::i_null;
   int revoked = 0, member = 0, can_generate = 0;
   long long expires_at = 0;
   soci::indicator expires_indicator = soci::i_null;
   // The listing's columns: the page's own vectors, plus what only the database layer needs
   // (the statement's verdicts and SOCI's null indicators, turned into plain flags after a fetch).
   TrackPage page;
-  std::vector<int> auth_ok, collection_ok;
+  std::vector<int> fresh_rows, auth_ok, collection_ok;
   std::vector<soci::indicator> id_indicator, title_indicator, duration_indicator;
 
   void Resize(size_t n) {
     page.Resize(n);
-    auth_ok.resize(n), collection_ok.resize(n);
+    fresh_rows.resize(n), auth_ok.resize(n), collection_ok.resize(n);
     id_indicator.resize(n), title_indicator.resize(n), duration_indicator.resize(n);
   }
 
@@ -85,9 +136,10 @@ struct Database::Statements {
     running_ = &find_key_;
     if (!find_key_) {
       find_key_ = std::make_unique<soci::statement>(
-          (session_.prepare << sql::kFindKey, soci::use(org_id, "org"), soci::use(key_id, "key"),
-           soci::into(secret_hash), soci::into(key_user_id), soci::into(revoked),
-           soci::into(expires_at, expires_indicator), soci::into(member), soci::into(can_generate)));
+          (session_.prepare << sql::kFindKey, soci::use(lag, "lag"), soci::use(key_id, "key"), soci::use(org_id, "org"),
+           soci::into(fresh), soci::into(secret_hash, hash_indicator), soci::into(key_user_id, user_indicator),
+           soci::into(revoked), soci::into(expires_at, expires_indicator), soci::into(member),
+           soci::into(can_generate)));
     }
     return *find_key_;
   }
@@ -98,6 +150,8 @@ struct Database::Statements {
     if (!slot) slot = PrepareListing(filters);
     return *slot;
   }
+
+  soci::session& session() { return session_; }
 
   // The statement that just failed goes; the others stay prepared.
   void DropRunning() {
@@ -110,6 +164,7 @@ struct Database::Statements {
     Resize(kMaxLimit);
     soci::statement st(session_);
     st.alloc();
+    st.exchange(soci::use(lag, "lag"));
     st.exchange(soci::use(key_id, "key"));
     st.exchange(soci::use(presented_hash, "hash"));
     st.exchange(soci::use(now, "now"));
@@ -120,6 +175,7 @@ struct Database::Statements {
     if (filters.collection) st.exchange(soci::use(collection_id, "collection"));
     st.exchange(soci::use(limit, "limit"));
     st.exchange(soci::use(offset, "offset"));
+    st.exchange(soci::into(fresh_rows));
     st.exchange(soci::into(auth_ok));
     st.exchange(soci::into(collection_ok));
     st.exchange(soci::into(page.id, id_indicator));
@@ -141,118 +197,185 @@ struct Database::Statements {
   std::unique_ptr<soci::statement>* running_ = nullptr;
 };
 
-Database::Database(std::string conninfo, int statement_timeout_ms)
-    : conninfo_(WithConnectTimeout(conninfo)), statement_timeout_(std::to_string(statement_timeout_ms)) {}
+// One session to one of a connection string's hosts, and where the next attempt starts.
+struct Database::Connection {
+  Connection(std::string_view role, std::string_view conninfo, const ConnectionOptions& options)
+      : role(role), hosts(conninfo, options), next_host(static_cast<int>(getpid()) % hosts.size()) {}
 
-Database::~Database() { CloseSession(); }
+  std::string_view role;  // "read" or "write", for the logs
+  HostList hosts;
+  // Workers start at different hosts (by pid) to spread reads: libpq 15 has no load_balance_hosts.
+  int next_host;
+  bool reconnect = false;  // leave this host at the next Open (it lags)
+  std::unique_ptr<soci::session> session;
+  std::unique_ptr<Statements> statements;
 
-void Database::OpenSession() {
-  auto session = std::make_unique<soci::session>(soci::postgresql, conninfo_);
-  std::string timeout_setting, name_setting, plan_setting;
-  *session << sql::kSessionSetup, soci::use(statement_timeout_, "timeout"), soci::into(timeout_setting),
-      soci::into(name_setting), soci::into(plan_setting);
-  *session << sql::kListenAuthChanges;
-  session_ = std::move(session);
-  statements_ = std::make_unique<Statements>(*session_);
-  auth_changed_ = true;  // notifications sent while there was no session are lost
+  PGconn* Conn() const {
+    if (!session) return nullptr;
+    auto* backend = static_cast<soci::postgresql_session_backend*>(session->get_backend());
+    return backend ? backend->conn_ : nullptr;
+  }
+  bool Broken() const {
+    PGconn* conn = Conn();
+    return conn == nullptr || PQstatus(conn) != CONNECTION_OK;
+  }
+  std::string Host() const { return Conn() ? std::string(PQhost(Conn())) : std::string(); }
+  std::string Port() const { return Conn() ? std::string(PQport(Conn())) : std::string(); }
+  // The next connection starts at the host after this one (it failed, or it lags).
+  void MoveOn() {
+    int at = hosts.IndexOf(Host(), Port());
+    if (at >= 0) next_host = at + 1;
+  }
+  void Close() {
+    statements.reset();
+    session.reset();
+    reconnect = false;
+  }
+};
+
+Database::Database(const DatabaseSettings& settings)
+    : read_(std::make_unique<Connection>("read", settings.read_conninfo, settings.options)),
+      write_(std::make_unique<Connection>("write", settings.write_conninfo, settings.options)),
+      statement_timeout_(std::to_string(settings.statement_timeout_ms)),
+      max_replica_lag_seconds_(settings.max_replica_lag_seconds),
+      overdue_(std::make_unique<OverdueGuard>()),
+      overdue_after_(settings.statement_timeout_ms + 1000),
+      grace_(1 + settings.options.connect_timeout_seconds) {}
+
+Database::~Database() = default;
+
+bool Database::Open(Connection& c, std::string_view trace_id) {
+  if (c.session && !c.Broken() && !c.reconnect) return true;
+  if (c.reconnect) c.MoveOn();
+  c.Close();
+  try {
+    auto session = std::make_unique<soci::session>(soci::postgresql, c.hosts.StartingAt(c.next_host));
+    std::string timeout_setting, name_setting, plan_setting;
+    *session << sql::kSessionSetup, soci::use(statement_timeout_, "timeout"), soci::into(timeout_setting),
+        soci::into(name_setting), soci::into(plan_setting);
+    c.session = std::move(session);
+  } catch (const std::exception& e) {
+    c.Close();
+    ++failures_;
+    Log("error", "db_connect_failed", {{"trace_id", trace_id}, {"session", c.role}, {"error", Reason(e)}});
+    return false;
+  }
+  c.statements = std::make_unique<Statements>(*c.session);
+  c.statements->lag = max_replica_lag_seconds_;
+  // Stay on this host while it serves; MoveOn() goes past it when it does not.
+  if (int at = c.hosts.IndexOf(c.Host(), c.Port()); at >= 0) c.next_host = at;
+  if (&c == read_.get()) auth_changed_ = true;  // another server: what was cached came from elsewhere
+  const char* standby = PQparameterStatus(c.Conn(), "in_hot_standby");
   // One line per session opened: reconnects are visible in the journal (and tested).
-  Log("info", "db_connected", {{"pid", std::to_string(getpid())}});
+  Log("info", "db_connected",
+      {{"pid", std::to_string(getpid())},
+       {"session", c.role},
+       {"host", c.Host()},
+       {"port", c.Port()},
+       {"standby", standby ? standby : "unknown"}});
+  return true;
 }
 
-void Database::CloseSession() {
-  statements_.reset();
-  session_.reset();
-}
+bool Database::Connect(std::string_view trace_id) { return Open(*read_, trace_id); }
 
 bool Database::AuthChanged() {
-  if (session_) {
-    PGconn* conn = static_cast<soci::postgresql_session_backend*>(session_->get_backend())->conn_;
-    if (conn && PQconsumeInput(conn) == 1) {
-      while (PGnotify* notify = PQnotifies(conn)) {
-        if (std::string_view(notify->relname) == sql::kAuthChannel) auth_changed_ = true;
-        PQfreemem(notify);
-      }
-    }
-  }
   bool changed = auth_changed_;
   auth_changed_ = false;
   return changed;
 }
 
-bool Database::SessionBroken() const {
-  if (!session_) return true;
-  auto* backend = static_cast<soci::postgresql_session_backend*>(session_->get_backend());
-  return backend == nullptr || backend->conn_ == nullptr || PQstatus(backend->conn_) != CONNECTION_OK;
-}
-
-bool Database::Connect(std::string_view trace_id) {
-  if (session_ && !SessionBroken()) return true;
-  try {
-    CloseSession();
-    OpenSession();
-    return true;
-  } catch (const std::exception& e) {
-    CloseSession();
-    ++failures_;
-    Log("error", "db_connect_failed", {{"trace_id", trace_id}, {"error", Reason(e)}});
-    return false;
-  }
-}
-
-void Database::DropFailed(std::string_view sqlstate) {
+void Database::DropFailed(Connection& c, std::string_view sqlstate) {
   // A SOCI statement that threw (in its prepare or mid-execute) must not be reused: it loses its
   // bound parameter buffers, and nothing half-fetched can ever be rendered. The session goes only
   // when it is unusable: a statement timeout under load (a prepare too takes the tables' locks,
-  // so it can time out behind one) must not turn into a reconnect, a LISTEN and every prepare,
-  // just when the server is struggling.
-  if (DropsSession(sqlstate, SessionBroken())) {
-    CloseSession();
+  // so it can time out behind one) must not turn into a reconnect and every prepare, just when
+  // the server is struggling.
+  if (DropsSession(sqlstate, c.Broken())) {
+    c.MoveOn();
+    c.Close();
   } else {
-    statements_->DropRunning();
+    c.statements->DropRunning();
   }
 }
 
 template <typename Body>
-auto Database::Run(std::string_view what, std::string_view trace_id, Body&& body) -> Result<decltype(body())> {
-  // Every statement here is a read, so one retry on a fresh session is safe.
-  for (int attempt = 0;; ++attempt) {
-    if (std::chrono::steady_clock::now() >= deadline_) {
+auto Database::Run(std::string_view what, std::string_view trace_id, Body&& body)
+    -> Result<decltype(body(std::declval<Statements&>()))> {
+  using Answer = decltype(body(std::declval<Statements&>()));
+  // A lagging replica's answer, kept in case the primary cannot be reached either: then no
+  // newer commit exists that it could be missing.
+  std::optional<Answer> stale;
+  Connection* c = read_.get();
+  bool retried = false;
+  for (;;) {
+    const auto limit =
+        host_failed_ && deadline_ != std::chrono::steady_clock::time_point::max() ? deadline_ + grace_ : deadline_;
+    if (!stale && std::chrono::steady_clock::now() >= limit) {
       Log("error", "db_budget_spent", {{"trace_id", trace_id}, {"query", what}});
       return Fail(ErrorCode::kServiceUnavailable);
     }
-    if (!Connect(trace_id)) return Fail(ErrorCode::kServiceUnavailable);
+    if (!Open(*c, trace_id)) {
+      if (stale) break;
+      return Fail(ErrorCode::kServiceUnavailable);
+    }
     std::string sqlstate;
     try {
-      return body();
+      overdue_->Arm(PQsocket(c->Conn()), overdue_after_);
+      Answer answer = body(*c->statements);
+      overdue_->Disarm();
+      // Every statement reports whether its server may be believed; the primary's answer is final.
+      if (c->statements->fresh != 0 || c == write_.get()) return answer;
+      Log("warn", "db_replica_stale",
+          {{"trace_id", trace_id},
+           {"query", what},
+           {"host", c->Host()},
+           {"port", c->Port()},
+           {"max_replica_lag", std::to_string(max_replica_lag_seconds_)}});
+      c->reconnect = true;  // the next request starts at the next host
+      stale.emplace(std::move(answer));
+      c = write_.get();
+      continue;
     } catch (const soci::postgresql_soci_error& e) {
       sqlstate = e.sqlstate();
-      Log("error", "db_error", {{"trace_id", trace_id}, {"query", what}, {"sqlstate", sqlstate}, {"error", Reason(e)}});
+      Log("error", "db_error",
+          {{"trace_id", trace_id}, {"query", what}, {"host", c->Host()}, {"sqlstate", sqlstate}, {"error", Reason(e)}});
     } catch (const std::exception& e) {
-      Log("error", "db_error", {{"trace_id", trace_id}, {"query", what}, {"error", Reason(e)}});
+      Log("error", "db_error", {{"trace_id", trace_id}, {"query", what}, {"host", c->Host()}, {"error", Reason(e)}});
     }
+    overdue_->Disarm();
     ++failures_;
-    bool broken = SessionBroken();
-    DropFailed(sqlstate);
+    bool broken = c->Broken();
+    DropFailed(*c, sqlstate);
     if (Classify(sqlstate, broken) == FailureKind::kInternal) return Fail(ErrorCode::kInternalError);
-    if (!broken || attempt >= 1) return Fail(ErrorCode::kServiceUnavailable);
+    // Every statement here is a read, so one retry on a fresh session (the next host) is safe.
+    if (!broken || retried) {
+      if (stale) break;
+      return Fail(ErrorCode::kServiceUnavailable);
+    }
+    retried = true;
+    host_failed_ = true;
   }
+  Log("warn", "db_stale_served", {{"trace_id", trace_id}, {"query", what}, {"reason", "the primary did not answer"}});
+  return std::move(*stale);
 }
 
 Result<bool> Database::Ping(std::string_view trace_id) {
-  return Run("ping", trace_id, [&]() -> bool {
+  return Run("ping", trace_id, [&](Statements& s) -> bool {
     int one = 0;
-    *session_ << sql::kPing, soci::into(one);
+    s.session() << sql::kPing, soci::into(one);
+    s.fresh = 1;  // a health check of the session, not a read of data
     return one == 1;
   });
 }
 
 Result<std::optional<KeyRecord>> Database::FindKey(std::string_view key_id, std::string_view org_id,
                                                    std::string_view trace_id) {
-  return Run("find_key", trace_id, [&]() -> std::optional<KeyRecord> {
-    Statements& s = *statements_;
+  return Run("find_key", trace_id, [&](Statements& s) -> std::optional<KeyRecord> {
     s.key_id = key_id;
     s.org_id = org_id;
-    if (!s.FindKey().execute(true)) return std::nullopt;
+    s.fresh = 0;
+    if (!s.FindKey().execute(true)) throw std::runtime_error("the key statement returned no row");  // always one
+    if (s.hash_indicator != soci::i_ok || s.user_indicator != soci::i_ok) return std::nullopt;
     std::optional<int64_t> expires;
     if (s.expires_indicator == soci::i_ok) expires = s.expires_at;
     return KeyRecord{s.secret_hash, s.key_user_id, s.revoked != 0, expires, s.member != 0, s.can_generate != 0};
@@ -260,8 +383,7 @@ Result<std::optional<KeyRecord>> Database::FindKey(std::string_view key_id, std:
 }
 
 Result<Listing> Database::ListTracks(const ListingCaller& caller, const ListParams& params, std::string_view trace_id) {
-  return Run("list_tracks", trace_id, [&]() -> Listing {
-    Statements& s = *statements_;
+  return Run("list_tracks", trace_id, [&](Statements& s) -> Listing {
     s.key_id = caller.key_id;
     s.presented_hash = caller.secret_hash;
     s.now = caller.now;
@@ -278,6 +400,7 @@ Result<Listing> Database::ListTracks(const ListingCaller& caller, const ListPara
     if (!s.ListTracks(filters).execute(true) || s.page.size() == 0) {
       throw std::runtime_error("the listing statement returned no row");  // it always returns one
     }
+    s.fresh = s.fresh_rows[0];
     Listing listing{s.auth_ok[0] != 0, s.collection_ok[0] != 0, &s.page};
     // One row with a NULL id is the empty page.
     if (s.id_indicator[0] == soci::i_null) {

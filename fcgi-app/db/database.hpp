@@ -7,9 +7,11 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "auth/key_record.hpp"
 #include "core/error.hpp"
+#include "db/conninfo.hpp"
 #include "http/query_params.hpp"
 #include "http/track_page.hpp"
 
@@ -36,9 +38,20 @@ struct Listing {
   const TrackPage* page = nullptr;  // valid until the next call; empty unless both hold
 };
 
+class OverdueGuard;
+
+// What a worker's database layer needs from the configuration.
+struct DatabaseSettings {
+  std::string read_conninfo;   // may name several hosts; replicas preferred
+  std::string write_conninfo;  // the primary: where a stale replica's reads go instead
+  ConnectionOptions options;
+  int statement_timeout_ms = 0;
+  int max_replica_lag_seconds = 0;
+};
+
 class Database {
  public:
-  Database(std::string conninfo, int statement_timeout_ms);
+  explicit Database(const DatabaseSettings& settings);
   ~Database();
   Database(const Database&) = delete;
   Database& operator=(const Database&) = delete;
@@ -48,36 +61,45 @@ class Database {
   Result<std::optional<KeyRecord>> FindKey(std::string_view key_id, std::string_view org_id, std::string_view trace_id);
   // The page, with the statement's own check of the caller and of the collection.
   Result<Listing> ListTracks(const ListingCaller& caller, const ListParams& params, std::string_view trace_id);
-  // No database attempt (connect or statement) starts after `deadline`: the request's budget.
-  void StartRequest(std::chrono::steady_clock::time_point deadline) { deadline_ = deadline; }
-  // True when authorizations cached from this database may be stale: a key or membership changed
-  // (LISTEN/NOTIFY), or the session was reopened (notifications may have been missed). Cheap: it
-  // reads what the server already sent, without a round trip.
+  // No attempt starts after `deadline` (request_timeout from the start), or, once a host failed
+  // during this request, after deadline + 1 s + connect_timeout: the time the dead host cost.
+  // So the last attempt, at most a connect and statement_timeout + 1 s, ends within the budget
+  // Config::RequestAlarmSeconds counts.
+  void StartRequest(std::chrono::steady_clock::time_point deadline) {
+    deadline_ = deadline;
+    host_failed_ = false;
+  }
+  // True when authorizations cached from this database may be stale because the read session
+  // was reopened (possibly on another host). Key changes on the primary reach the caches through
+  // the host's listener (auth_listener.hpp), not through this session.
   bool AuthChanged();
   // One round trip, for the health check.
   Result<bool> Ping(std::string_view trace_id);
   // Database calls that failed since the worker started (for the status page).
   uint64_t failures() const { return failures_; }
-  // Opens the session now if it is not open (workers call this at start, to fail fast in logs).
+  // Opens the read session now if it is not open (workers call this at start, to fail fast in logs).
   bool Connect(std::string_view trace_id);
 
  private:
   struct Statements;
+  struct Connection;
   template <typename Body>
-  auto Run(std::string_view what, std::string_view trace_id, Body&& body) -> Result<decltype(body())>;
-  void OpenSession();
-  void CloseSession();
+  auto Run(std::string_view what, std::string_view trace_id, Body&& body)
+      -> Result<decltype(body(std::declval<Statements&>()))>;
+  bool Open(Connection& c, std::string_view trace_id);
   // After a failed statement or prepare: drop that statement, and the session if it is unusable.
-  void DropFailed(std::string_view sqlstate);
-  bool SessionBroken() const;
+  void DropFailed(Connection& c, std::string_view sqlstate);
 
-  std::string conninfo_;
+  std::unique_ptr<Connection> read_, write_;
   std::string statement_timeout_;
-  std::unique_ptr<soci::session> session_;
-  std::unique_ptr<Statements> statements_;
+  int max_replica_lag_seconds_ = 0;
+  std::unique_ptr<OverdueGuard> overdue_;
+  std::chrono::milliseconds overdue_after_;
   uint64_t failures_ = 0;
   bool auth_changed_ = true;
   std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();
+  std::chrono::seconds grace_;  // 1 s + connect_timeout, after a host failed
+  bool host_failed_ = false;
 };
 
 }  // namespace music_api

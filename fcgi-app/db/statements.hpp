@@ -15,18 +15,33 @@ inline constexpr std::string_view kSessionSetup =
     "set_config('application_name', 'music-api', false), "
     "set_config('plan_cache_mode', 'force_generic_plan', false)";
 
-// The key row and, in the same round trip, the caller's membership in the requested org.
+// 1 when this server's data may be read: it is the primary, or a replica that replayed a commit
+// less than :lag seconds ago. The writer's heartbeat (kHeartbeat) commits every second, so a
+// healthy replica is never more than about a second behind by this measure; one whose replay is
+// paused or stuck falls behind at once. A replica that has replayed nothing yet is not fresh.
+#define MUSIC_API_SQL_FRESH                                                  \
+  "CASE WHEN NOT pg_is_in_recovery() OR pg_last_xact_replay_timestamp() >= " \
+  "now() - make_interval(secs => CAST(:lag AS integer)) THEN 1 ELSE 0 END"
+
+// The key row and, in the same round trip, the caller's membership in the requested org, and
+// whether the server is fresh enough to believe. One row always: a NULL hash means no such key.
 inline constexpr std::string_view kFindKey =
-    "SELECT k.secret_hash, k.user_id, "
+    "SELECT " MUSIC_API_SQL_FRESH
+    ", k.secret_hash, k.user_id, "
     "CASE WHEN k.revoked_at IS NULL THEN 0 ELSE 1 END, "
     "CAST(floor(extract(epoch FROM k.expires_at)) AS bigint), "
     "CASE WHEN m.user_id IS NULL THEN 0 ELSE 1 END, "
     "CASE WHEN 'USE_MUSIC_GENERATION' = ANY (m.capabilities) THEN 1 ELSE 0 END "
-    "FROM api_keys k LEFT JOIN memberships m ON m.user_id = k.user_id AND m.org_id = :org "
-    "WHERE k.id = :key";
+    "FROM (SELECT 1) one LEFT JOIN api_keys k ON k.id = :key "
+    "LEFT JOIN memberships m ON m.user_id = k.user_id AND m.org_id = :org";
+
+// Committed every second by each host's listener, on the primary: its commits are what tells a
+// replica's readers how far behind it is (MUSIC_API_SQL_FRESH). 006_heartbeat.sql: the one write
+// the API role may make, through a function.
+inline constexpr std::string_view kHeartbeat = "SELECT music_api_heartbeat()";
 
 inline constexpr std::string_view kPing = "SELECT 1";
-inline constexpr std::string_view kListenAuthChanges = "LISTEN music_api_auth";
+inline constexpr std::string_view kListenAuthChanges = "LISTEN music_api_auth";  // on the primary only
 inline constexpr std::string_view kAuthChannel = "music_api_auth";
 
 // The listing, in one round trip with its own authorization check. `guard` re-checks what the
@@ -35,7 +50,8 @@ inline constexpr std::string_view kAuthChannel = "music_api_auth";
 // with a collection filter, that the collection is the caller's in this org (missing and foreign
 // get one answer: no leak). The page query walks one index in (saved_at DESC, track_id DESC)
 // order, stops after offset+limit entries and runs only when the guard holds; only the page's
-// rows are joined to tracks. LEFT JOINs keep one row (with a NULL id) for an empty page.
+// rows are joined to tracks. LEFT JOINs keep one row (with a NULL id) for an empty page. `fresh`
+// does not gate the page: a lagging replica's page is still the answer when no primary answers.
 struct ListingFilters {
   bool mode = false;
   bool engine = false;
@@ -46,11 +62,13 @@ inline constexpr int kListingVariants = 8;
 
 inline std::string ListingQuery(ListingFilters filters) {
   std::string q =
-      "SELECT CASE WHEN guard.auth_ok THEN 1 ELSE 0 END, CASE WHEN guard.collection_ok THEN 1 ELSE 0 END, "
+      "SELECT guard.fresh, CASE WHEN guard.auth_ok THEN 1 ELSE 0 END, "
+      "CASE WHEN guard.collection_ok THEN 1 ELSE 0 END, "
       "t.id, t.title, coalesce(t.engine, ''), coalesce(t.mode, ''), t.measured_duration_seconds, "
       "CASE WHEN t.instrumental THEN 1 ELSE 0 END, coalesce(t.licence_class, ''), "
       "coalesce(CAST(floor(extract(epoch FROM t.created_at)) AS bigint), 0) "
-      "FROM (SELECT EXISTS (SELECT 1 FROM api_keys k JOIN memberships m "
+      "FROM (SELECT " MUSIC_API_SQL_FRESH
+      " AS fresh, EXISTS (SELECT 1 FROM api_keys k JOIN memberships m "
       "ON m.user_id = k.user_id AND m.org_id = :org "
       "WHERE k.id = :key AND k.secret_hash = :hash AND k.user_id = :user AND k.revoked_at IS NULL "
       "AND (k.expires_at IS NULL OR CAST(floor(extract(epoch FROM k.expires_at)) AS bigint) > :now) "
@@ -88,5 +106,7 @@ inline std::string ListingQuery(ListingFilters filters) {
        "ORDER BY page.saved_at DESC, page.track_id DESC";
   return q;
 }
+
+#undef MUSIC_API_SQL_FRESH
 
 }  // namespace music_api::sql

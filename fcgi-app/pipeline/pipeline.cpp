@@ -65,7 +65,12 @@ Result<Page> ListSavedTracks(const Request& request, const Route& route, std::st
   // One clock for the whole request: the app's, also bound into the listing's own re-check.
   const int64_t now = static_cast<int64_t>(std::time(nullptr));
 
-  if (context.database.AuthChanged()) context.auth_cache.Clear();
+  const uint64_t generation = context.auth_generation ? context.auth_generation->load(std::memory_order_acquire) : 0;
+  const bool reopened = context.database.AuthChanged();
+  if (reopened || generation != context.auth_generation_seen) {
+    context.auth_cache.Clear();
+    context.auth_generation_seen = generation;
+  }
   bool use_cache = true;
   for (;;) {
     auto caller =

@@ -1,6 +1,8 @@
 // The request, start to end: route → authenticate → params → query (with its own re-check) → render.
 #pragma once
 
+#include <atomic>
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -19,6 +21,10 @@ struct PipelineContext {
   int retry_after_seconds;
   // The host-only status page's body (the pool's shared counters belong to the server).
   std::function<void(bool prometheus, std::string& out)> render_status;
+  // Moved on by the host's auth listener at each key change on the primary (and each of its
+  // reconnects); when it moves, the cache is flushed. nullptr: no listener.
+  const std::atomic<uint64_t>* auth_generation = nullptr;
+  uint64_t auth_generation_seen = 0;
 };
 
 // Fills `response` (its body buffer is reused across requests). Never throws for bad input.

@@ -2,6 +2,7 @@
 #include "server/master.hpp"
 
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
@@ -12,6 +13,7 @@
 
 #include "core/log.hpp"
 #include "core/secrets.hpp"
+#include "db/auth_listener.hpp"
 #include "server/worker.hpp"
 
 namespace music_api {
@@ -35,6 +37,7 @@ class Master {
 
  private:
   void Spawn();
+  void SpawnListener();
   void Reap();
   void Reload();
   void BeginStop();
@@ -49,6 +52,10 @@ class Master {
   // pid → generation; workers of an older generation are being retired after a reload.
   std::map<pid_t, int> workers_;
   int generation_ = 0;
+  // The auth listener (auth_listener.hpp): one per host, on the primary; replaced a second after
+  // it ends, and restarted on reload (its connection string may have changed).
+  pid_t listener_ = 0;
+  Clock::time_point next_listener_ = Clock::now();
   std::deque<Clock::time_point> recent_crashes_;
   Clock::duration backoff_ = Clock::duration::zero();
   Clock::time_point next_spawn_ = Clock::now();
@@ -81,10 +88,42 @@ void Master::Spawn() {
   workers_[pid] = generation_;
 }
 
+void Master::SpawnListener() {
+  const pid_t master = getpid();
+  pid_t pid = fork();
+  if (pid < 0) {
+    Log("error", "fork_failed", {{"errno", std::to_string(errno)}});
+    next_listener_ = Clock::now() + std::chrono::seconds(1);
+    return;
+  }
+  if (pid == 0) {
+    // The master's blocked signals are inherited: SIGTERM must end the listener (default action).
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGPIPE, SIG_IGN);
+    prctl(PR_SET_NAME, "music-api-auth");
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != master) _exit(0);
+    close(socket_.fd);
+    SharedStats* stats = stats_;
+    RunAuthListener(config_.WriteDatabase(), DatabaseSettingsFor(config_).options,
+                    [stats] { stats->auth_generation.fetch_add(1, std::memory_order_release); });
+  }
+  listener_ = pid;
+}
+
 void Master::Reap() {
   int status = 0;
   pid_t pid;
   while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+    if (pid == listener_) {
+      listener_ = 0;
+      next_listener_ = Clock::now() + std::chrono::seconds(1);
+      Log(stopping_ ? "info" : "warn", "auth_listener_exited", {{"pid", std::to_string(pid)}});
+      continue;
+    }
     auto it = workers_.find(pid);
     if (it == workers_.end()) continue;
     bool current = it->second == generation_;
@@ -157,6 +196,9 @@ void Master::Reload() {
   for (const auto& [pid, generation] : workers_) retiring.push_back(pid);
   for (int i = 0; i < config_.EffectiveWorkers(); ++i) Spawn();
   for (pid_t pid : retiring) kill(pid, SIGTERM);
+  // The listener reads the new configuration when it is replaced (a second after it ends).
+  if (listener_ > 0) kill(listener_, SIGTERM);
+  next_listener_ = Clock::now();
   Log("info", "reloaded", {{"workers", std::to_string(config_.EffectiveWorkers())}});
   Notify("READY=1");
 }
@@ -168,6 +210,7 @@ void Master::BeginStop() {
   sd_notify(0, "STOPPING=1");
   Log("info", "stopping", {{"workers", std::to_string(workers_.size())}});
   for (const auto& [pid, generation] : workers_) kill(pid, SIGTERM);
+  if (listener_ > 0) kill(listener_, SIGTERM);
 }
 
 int Master::Run() {
@@ -193,15 +236,19 @@ int Master::Run() {
   bool watchdog = sd_watchdog_enabled(0, &watchdog_usec) > 0;
   while (true) {
     if (stopping_) {
-      if (workers_.empty()) break;
+      if (workers_.empty() && listener_ == 0) break;
       if (Clock::now() > stop_deadline_) {
         Log("warn", "stop_timeout", {{"killing", std::to_string(workers_.size())}});
         for (const auto& [pid, generation] : workers_) kill(pid, SIGKILL);
+        if (listener_ > 0) kill(listener_, SIGKILL);
         stop_deadline_ = Clock::now() + std::chrono::hours(1);
       }
-    } else if (LiveWorkers() < config_.EffectiveWorkers() && Clock::now() >= next_spawn_) {
-      while (LiveWorkers() < config_.EffectiveWorkers()) Spawn();
-      Notify("");
+    } else {
+      if (LiveWorkers() < config_.EffectiveWorkers() && Clock::now() >= next_spawn_) {
+        while (LiveWorkers() < config_.EffectiveWorkers()) Spawn();
+        Notify("");
+      }
+      if (listener_ == 0 && Clock::now() >= next_listener_) SpawnListener();
     }
     if (watchdog) sd_notify(0, "WATCHDOG=1");
 

@@ -29,6 +29,9 @@ struct SharedStats {
   std::atomic<uint64_t> latency_buckets[kLatencyBuckets];
   std::atomic<uint64_t> latency_sum_us;
   std::atomic<uint64_t> database_errors;
+  // Moved on by the host's auth listener at each key change and each reconnect: a worker that
+  // sees it move flushes its auth cache.
+  std::atomic<uint64_t> auth_generation;
   WorkerSlot slots[kMaxWorkerSlots];
 
   // Maps the block; call once in the master before forking. nullptr on failure.

@@ -12,6 +12,8 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
+#include <stdexcept>
 
 #include "core/log.hpp"
 #include "core/secrets.hpp"
@@ -80,6 +82,15 @@ std::string_view Param(const FCGX_Request& request, const char* name) {
 
 }  // namespace
 
+DatabaseSettings DatabaseSettingsFor(const Config& config) {
+  return DatabaseSettings{
+      config.database, config.WriteDatabase(),
+      ConnectionOptions{config.database_connect_timeout_seconds, config.database_keepalives_idle_seconds,
+                        config.database_keepalives_interval_seconds, config.database_keepalives_count,
+                        config.database_tcp_user_timeout_ms},
+      config.request_timeout_seconds * 1000, config.max_replica_lag_seconds};
+}
+
 void RunWorker(const Config& config, const std::string& pepper, int listen_fd, SharedStats& stats, pid_t master) {
   const sigset_t during_wait = InstallSignals(master);
   // Non-blocking, so that a connection another worker took first sends us back to ppoll() rather
@@ -95,13 +106,23 @@ void RunWorker(const Config& config, const std::string& pepper, int listen_fd, S
   FCGX_InitRequest(&fcgi, listen_fd, 0);
 
   // libpq connects after fork, here, never in the master.
-  Database database(config.database, config.request_timeout_seconds * 1000);
+  std::unique_ptr<Database> database_holder;
+  try {
+    database_holder = std::make_unique<Database>(DatabaseSettingsFor(config));
+  } catch (const std::invalid_argument& e) {
+    Log("error", "database_config_invalid", {{"pid", pid}, {"error", e.what()}});
+    std::exit(1);  // a crash: the master backs off
+  }
+  Database& database = *database_holder;
   database.Connect("worker_start");
   AuthCache auth_cache;
-  PipelineContext context{database, auth_cache, pepper, config.retry_after_seconds,
-                          [&stats](bool prometheus, std::string& out) {
-                            out = prometheus ? stats.RenderPrometheus() : stats.RenderJson();
-                          }};
+  PipelineContext context{
+      database,
+      auth_cache,
+      pepper,
+      config.retry_after_seconds,
+      [&stats](bool prometheus, std::string& out) { out = prometheus ? stats.RenderPrometheus() : stats.RenderJson(); },
+      &stats.auth_generation};
   const int slot = stats.ClaimSlot(getpid());
   auto set_state = [&](WorkerState state) {
     if (slot >= 0) stats.slots[slot].state.store(static_cast<int32_t>(state), std::memory_order_relaxed);

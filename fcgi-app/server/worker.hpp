@@ -6,9 +6,13 @@
 #include <string>
 
 #include "core/config.hpp"
+#include "db/database.hpp"
 #include "server/stats.hpp"
 
 namespace music_api {
+
+// The database layer's settings from the configuration (workers and the auth listener).
+DatabaseSettings DatabaseSettingsFor(const Config& config);
 
 // Never returns: exits 0 after SIGTERM (finishing the request in flight), after max_requests, or
 // when `master` (the forking process) is already gone; exits 1 when the socket fails for good.

@@ -26,7 +26,7 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 
-from processes import alive, children, proc_stat, read_pid  # noqa: E402,F401
+from processes import alive, children, proc_stat, read_pid, workers  # noqa: E402,F401
 from musicapi import (  # noqa: E402
     ApiTestCase, World, conf_value, load_env, psql, request, tracks_path, unique)
 
@@ -230,7 +230,7 @@ class PostgresStoppedTests(DbFaultCase):
 
     def test_postgres_stopped_and_started_under_load(self):
         e = load_env()
-        workers_before = set(children(self.master))
+        workers_before = set(workers(self.master))
         self.assertTrue(workers_before, "no workers under master %d" % self.master)
         api_log_start = file_size(e["api_log"])
         nginx_log = os.path.join(e["nginx_dir"], "error.log")
@@ -320,7 +320,7 @@ class PostgresStoppedTests(DbFaultCase):
         # music-api was never restarted, and no worker died
         self.assertTrue(alive(self.master), "music-api master %d is gone" % self.master)
         self.assertEqual(read_pid(e["api_pid_file"]), self.master)
-        self.assertEqual(set(children(self.master)), workers_before, "workers were replaced")
+        self.assertEqual(set(workers(self.master)), workers_before, "workers were replaced")
         log = read_from(e["api_log"], api_log_start)
         for event in ("worker_exited", "master_started", "workers_crash_looping"):
             self.assertNotIn("event=" + event, log)
@@ -391,7 +391,7 @@ class StatementTimeoutTests(DbFaultCase):
             # each round reaches every worker): the first times out in the statement, the second in
             # preparing that statement again, since a prepare takes the table's locks too. Neither
             # may cost a worker its session.
-            workers = set(children(self.master))
+            pool = set(workers(self.master))
             for round_no in (1, 2):
                 answers, elapsed = [], []
 
@@ -401,7 +401,7 @@ class StatementTimeoutTests(DbFaultCase):
                     answers.append(r)
                     elapsed.append(time.monotonic() - t0)
 
-                ts = [threading.Thread(target=blocked, args=(self.keys[i],)) for i in range(len(workers))]
+                ts = [threading.Thread(target=blocked, args=(self.keys[i],)) for i in range(len(pool))]
                 for t in ts:
                     t.start()
                 for t in ts:
@@ -413,7 +413,7 @@ class StatementTimeoutTests(DbFaultCase):
                       % ("\n" if round_no == 1 else "", round_no, len(answers),
                          sorted({r.status for r in answers}), min(elapsed), max(elapsed),
                          self.request_timeout, bool(granted), waiting))
-                self.assertEqual(len(answers), len(workers))
+                self.assertEqual(len(answers), len(pool))
                 for r in answers:
                     self.assert_503(r)
                 self.assertLessEqual(max(elapsed), self.request_timeout + 1.5)
@@ -442,8 +442,8 @@ class StatementTimeoutTests(DbFaultCase):
                 holder.stderr.close()
         self.assertEqual(self.lock_state(), (0, 0))
         # the workers that timed out serve the next requests normally
-        served, _ = self.every_worker_serves_200(set(children(self.master)))
-        self.assertLessEqual(set(children(self.master)), served)
+        served, _ = self.every_worker_serves_200(set(workers(self.master)))
+        self.assertLessEqual(set(workers(self.master)), served)
         self.assertTrue(alive(self.master))
         # …on the sessions they had: a cancelled statement leaves the session usable, so no
         # worker that timed out reconnected (and re-prepared, and re-LISTENed) because of it.

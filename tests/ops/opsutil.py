@@ -17,7 +17,7 @@ import uuid
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 
 import musicapi  # noqa: E402
-from processes import alive, children, proc_stat, read_pid  # noqa: E402,F401
+from processes import alive, children, proc_stat, read_pid, workers  # noqa: E402,F401
 from musicapi import World, key_headers, load_env, tracks_path  # noqa: E402,F401
 from apiproc import (  # noqa: E402,F401
     api_environment, own_child, start_api, stop_api, wait_exit, wait_for, wait_socket)
@@ -57,7 +57,7 @@ def socket_fds(pid):
 def busy_workers(master):
     """Workers holding an accepted FastCGI connection: a worker holds the listening socket
     and its database session; one serving a request holds a third socket, the connection."""
-    return [p for p in children(master) if socket_fds(p) >= 3]
+    return [p for p in workers(master) if socket_fds(p) >= 3]
 
 
 def master_pid():
@@ -66,7 +66,7 @@ def master_pid():
 
 
 def worker_pids(master=None):
-    return children(master if master is not None else master_pid())
+    return workers(master if master is not None else master_pid())
 
 
 def wait_pool(size, master=None, timeout=5.0, must_exclude=()):
@@ -77,7 +77,7 @@ def wait_pool(size, master=None, timeout=5.0, must_exclude=()):
     excl = set(must_exclude)
 
     def ready():
-        pids = children(master)
+        pids = workers(master)
         return pids if len(pids) == size and not (set(pids) & excl) else None
 
     return wait_for(ready, timeout, 0.02, "a pool of %d workers under master %d (excluding %s)"

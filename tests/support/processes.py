@@ -40,3 +40,26 @@ def children(ppid):
         if st and st[1] == ppid and st[0] != "Z":
             out.append(int(name))
     return sorted(out)
+
+
+# The master's one child that is not a worker: the auth listener (prctl name in server/master.cpp).
+LISTENER_COMM = "music-api-auth"
+
+
+def comm(pid):
+    try:
+        with open("/proc/%d/comm" % pid, encoding="utf-8", errors="replace") as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def workers(master):
+    """The master's worker PIDs, sorted: its children but the auth listener."""
+    return [p for p in children(master) if comm(p) != LISTENER_COMM]
+
+
+def listener(master):
+    """The master's auth listener PID, or None."""
+    found = [p for p in children(master) if comm(p) == LISTENER_COMM]
+    return found[0] if found else None

@@ -74,6 +74,7 @@ BOOST_AUTO_TEST_CASE(request_budget_ends_before_nginx_read_timeout) {
     }
   }
   BOOST_REQUIRE_GT(nginx_read_timeout, 0);
+  BOOST_CHECK_EQUAL(kNginxReadTimeoutSeconds, nginx_read_timeout);
   for (int t = 1;; ++t) {
     auto config = LoadConfig("/nonexistent", false, {{"request_timeout", std::to_string(t)}});
     if (!config) {
@@ -82,6 +83,36 @@ BOOST_AUTO_TEST_CASE(request_budget_ends_before_nginx_read_timeout) {
     }
     BOOST_CHECK_LT(config->RequestAlarmSeconds(), nginx_read_timeout);
   }
+  // Every pair the loader accepts keeps the budget under nginx's; a pair that does not is refused
+  // with a message naming both keys.
+  int refused = 0;
+  for (int t = 1; t <= kMaxRequestTimeoutSeconds; ++t) {
+    for (int c = 2; c <= 5; ++c) {
+      auto config =
+          LoadConfig("/nonexistent", false,
+                     {{"request_timeout", std::to_string(t)}, {"database_connect_timeout", std::to_string(c)}});
+      if (config) {
+        BOOST_CHECK_LT(config->RequestAlarmSeconds(), nginx_read_timeout);
+      } else {
+        ++refused;
+        BOOST_CHECK(config.error().find("request_timeout") != std::string::npos);
+        BOOST_CHECK(config.error().find("database_connect_timeout") != std::string::npos);
+        BOOST_CHECK_GE(2 * (t + 1) + 2 * c + 1, nginx_read_timeout);
+      }
+    }
+  }
+  BOOST_CHECK_GT(refused, 0);
+}
+
+BOOST_AUTO_TEST_CASE(write_database_defaults_to_the_read_string) {
+  auto config = LoadConfig("/nonexistent", false, {{"database", "host=a,b dbname=m"}});
+  BOOST_REQUIRE(config);
+  BOOST_CHECK_EQUAL(config->WriteDatabase(), "host=a,b dbname=m");
+  config =
+      LoadConfig("/nonexistent", false,
+                 {{"database", "host=a,b dbname=m"}, {"database_write", "host=a,b target_session_attrs=read-write"}});
+  BOOST_REQUIRE(config);
+  BOOST_CHECK_EQUAL(config->WriteDatabase(), "host=a,b target_session_attrs=read-write");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
