@@ -10,6 +10,7 @@
 #include <chrono>
 #include <deque>
 #include <map>
+#include <stdexcept>
 
 #include "core/log.hpp"
 #include "core/secrets.hpp"
@@ -279,6 +280,16 @@ int Master::Run() {
 }
 
 }  // namespace
+
+std::string CheckConnectionStrings(const Config& config) {
+  try {
+    HostList read(config.database, DatabaseSettingsFor(config).options);
+    HostList write(config.WriteDatabase(), DatabaseSettingsFor(config).options);
+    return {};
+  } catch (const std::invalid_argument& e) {
+    return e.what();
+  }
+}
 
 int RunMaster(Config config, std::string pepper, ListenSocket socket, MasterOptions options) {
   return Master(std::move(config), std::move(pepper), std::move(socket), std::move(options)).Run();

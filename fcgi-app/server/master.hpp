@@ -13,6 +13,9 @@ struct MasterOptions {
   std::vector<std::pair<std::string, std::string>> overrides;  // from command-line flags, kept across reloads
 };
 
+// libpq's verdict on the configured connection strings (a parse, no connection): the error, or "".
+std::string CheckConnectionStrings(const Config& config);
+
 // Runs until SIGTERM/SIGINT; returns the process exit status.
 int RunMaster(Config config, std::string pepper, ListenSocket socket, MasterOptions options);
 

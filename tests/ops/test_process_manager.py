@@ -471,6 +471,19 @@ class ProcessManagerTests(ApiTestCase):
             self.assertIn("pepper", err)
             self.assertFalse(os.path.exists(sock), "a socket was opened")
 
+            # libpq's own parser judges both connection strings before anything starts
+            for key in ("database", "database_write"):
+                broken = os.path.join(tmp, "broken-%s.conf" % key)
+                with open(broken, "w", encoding="utf-8") as f:
+                    f.write("listen = %s\nworkers = 1\nkey_pepper_file = %s\n%s = host=a,b dbname='open\n"
+                            % (sock, e["pepper_file"], key))
+                for args in (("--config", broken), ("--config", broken, "--test")):
+                    rc, err, _ = self.run_api(*args)
+                    say("%s with a broken %s: exit %d: %s" % (args[-1], key, rc, err.strip()))
+                    self.assertNotEqual(rc, 0)
+                    self.assertIn("database connection string", err)
+                    self.assertFalse(os.path.exists(sock), "a socket was opened")
+
             rc, err, _ = self.run_api("--config", os.path.join(tmp, "absent.conf"))
             say("start with a missing config file: exit %d: %s" % (rc, err.strip()))
             self.assertNotEqual(rc, 0)
