@@ -315,6 +315,9 @@ auto Database::Run(std::string_view what, std::string_view trace_id, Body&& body
       return Fail(ErrorCode::kServiceUnavailable);
     }
     if (!Open(*c, trace_id)) {
+      // During a failover every lagging read would otherwise try every host for a primary:
+      // after one miss, stale answers are served at once for a second.
+      if (c == write_.get()) primary_unreachable_until_ = std::chrono::steady_clock::now() + std::chrono::seconds(1);
       if (stale) break;
       return Fail(ErrorCode::kServiceUnavailable);
     }
@@ -333,6 +336,7 @@ auto Database::Run(std::string_view what, std::string_view trace_id, Body&& body
            {"max_replica_lag", std::to_string(max_replica_lag_seconds_)}});
       c->reconnect = true;  // the next request starts at the next host
       stale.emplace(std::move(answer));
+      if (std::chrono::steady_clock::now() < primary_unreachable_until_) break;
       c = write_.get();
       continue;
     } catch (const soci::postgresql_soci_error& e) {

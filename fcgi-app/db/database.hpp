@@ -100,6 +100,7 @@ class Database {
   std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();
   std::chrono::seconds grace_;  // 1 s + connect_timeout, after a host failed
   bool host_failed_ = false;
+  std::chrono::steady_clock::time_point primary_unreachable_until_;
 };
 
 }  // namespace music_api
