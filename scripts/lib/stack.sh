@@ -216,6 +216,9 @@ http {
     include $MUSIC_API_ROOT/nginx/music-api-http.conf;
     include $MUSIC_API_ROOT/nginx/music-api-ratelimit.conf;
     upstream music_api_fcgi { server unix:$API_SOCKET; }
+    # As nginx/music-api-upstream.conf sets them beside its upstream.
+    fastcgi_connect_timeout 2s;
+    fastcgi_read_timeout 30s;
     server {
         listen 127.0.0.1:$port ssl http2;
         server_name localhost;

@@ -65,7 +65,7 @@ BOOST_AUTO_TEST_CASE(flags_then_environment_override) {
 // The worker's whole budget (and its alarm) ends before nginx gives up on the upstream, for every
 // request_timeout the table accepts; one past the largest is refused.
 BOOST_AUTO_TEST_CASE(request_budget_ends_before_nginx_read_timeout) {
-  std::ifstream in(MUSIC_API_SOURCE_DIR "/nginx/music-api-location.conf");
+  std::ifstream in(MUSIC_API_SOURCE_DIR "/nginx/music-api-upstream.conf");
   std::string line;
   int nginx_read_timeout = 0;
   while (std::getline(in, line)) {

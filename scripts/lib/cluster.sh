@@ -1,0 +1,588 @@
+# shellcheck shell=bash
+# The loopback cluster shared by scripts/cluster and the ctest `cluster` tier: three "nodes", each
+# an etcd member and a Patroni-managed PostgreSQL on its own address (127.0.1.N), three music-api
+# "app hosts" on TCP (127.0.2.N:9000) and one nginx over TLS in front of them, with the repo's nginx
+# files and nginx/music-api-upstream-cluster.conf. Everything lives under one directory, listens on
+# loopback only, and is stopped by the PID it wrote (checked to still be that program).
+#
+# Only packaged engines: etcd 3.4 (etcd-server), Patroni 3.0 (patroni) on PostgreSQL 15. Patroni
+# owns bootstrap, replication, slots, leader election and failover; nothing here decides a role.
+
+# shellcheck source=scripts/lib/stack.sh
+source "$(dirname "${BASH_SOURCE[0]}")/stack.sh"
+
+# The topology. The app hosts' addresses are the ones nginx/music-api-upstream-cluster.conf names.
+CLUSTER_NODES=(1 2 3)
+CLUSTER_HOSTS=(1 2 3)
+node_addr() { printf '127.0.1.%s\n' "$1"; }
+app_addr() { printf '127.0.2.%s\n' "$1"; }
+CLUSTER_PG_PORT=5432
+CLUSTER_REST_PORT=8008
+CLUSTER_APP_PORT=9000
+# Workers per app host: 3 hosts × 2 on a 2-core machine already oversubscribes it.
+CLUSTER_WORKERS=${CLUSTER_WORKERS:-2}
+
+need_cluster_packages() {
+  need_packages patroni python3-psycopg2 etcd-server etcd-client
+}
+
+# cluster_paths DIR: every path of a cluster rooted at DIR, and its connection strings.
+cluster_paths() {
+  CLUSTER=$1
+  CL_SECRETS=$CLUSTER/secrets
+  CL_PGPASS=$CL_SECRETS/pgpass
+  CL_PEPPER=$CLUSTER/api/key-pepper
+  CL_DEMO=$CLUSTER/demo.env
+  NGINX_DIR=$CLUSTER/nginx
+  NGINX_PID=$NGINX_DIR/nginx.pid
+  local n hosts=() ports=()
+  for n in "${CLUSTER_NODES[@]}"; do
+    hosts+=("$(node_addr "$n")")
+    ports+=("$CLUSTER_PG_PORT")
+  done
+  CL_HOSTS=$(IFS=,; echo "${hosts[*]}")
+  CL_PORTS=$(IFS=,; echo "${ports[*]}")
+  # The owner's (music-admin, migrations) string: the primary, whichever node it is now. The
+  # password comes from a 0600 pgpass file, so this string (and env.json) holds no secret.
+  DB_OWNER="host=$CL_HOSTS port=$CL_PORTS dbname=music user=music_owner passfile=$CL_PGPASS target_session_attrs=read-write connect_timeout=2"
+  # Used by the tests (pg_wal_replay_pause needs a superuser); also a pgpass entry.
+  DB_SUPER_PRIMARY="host=$CL_HOSTS port=$CL_PORTS dbname=postgres user=postgres passfile=$CL_PGPASS target_session_attrs=read-write connect_timeout=2"
+}
+
+node_dir() { printf '%s/pg/%s\n' "$CLUSTER" "$1"; }
+etcd_dir() { printf '%s/etcd/%s\n' "$CLUSTER" "$1"; }
+app_dir() { printf '%s/api/%s\n' "$CLUSTER" "$1"; }
+node_super() {
+  printf 'host=%s port=%s dbname=postgres user=postgres passfile=%s connect_timeout=2\n' \
+    "$(node_addr "$1")" "$CLUSTER_PG_PORT" "$CL_PGPASS"
+}
+secret() { cat "$CL_SECRETS/$1"; }
+
+# Secrets, made once: each password in its own 0600 file, plus the pgpass file libpq reads for the
+# invoking user (psql, music-admin). Hex, so they need no quoting in YAML or connection strings.
+cluster_secrets() {
+  mkdir -p "$CL_SECRETS"
+  chmod 700 "$CL_SECRETS"
+  local role
+  for role in postgres replicator music_owner music_api; do
+    [ -s "$CL_SECRETS/$role" ] || (umask 077 && openssl rand -hex 24 >"$CL_SECRETS/$role")
+  done
+  (umask 077 && printf '*:*:*:%s:%s\n' postgres "$(secret postgres)" music_owner "$(secret music_owner)" \
+    music_api "$(secret music_api)" >"$CL_PGPASS")
+  mkdir -p "$CLUSTER/api"
+  chmod 755 "$CLUSTER/api"
+  [ -s "$CL_PEPPER" ] || (umask 077 && openssl rand -base64 32 >"$CL_PEPPER")
+}
+
+# is_listening ADDR PORT: something accepts TCP there (a refused loopback connect fails at once).
+is_listening() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+
+# Another cluster (scripts/cluster, or a tier run) on the same addresses would mix with this one.
+cluster_check_free() {
+  local n
+  for n in "${CLUSTER_NODES[@]}"; do
+    local a
+    a=$(node_addr "$n")
+    for p in 2379 2380 "$CLUSTER_PG_PORT" "$CLUSTER_REST_PORT"; do
+      is_listening "$a" "$p" && die "$a:$p is in use (another scripts/cluster or cluster test running?)"
+    done
+  done
+  for n in "${CLUSTER_HOSTS[@]}"; do
+    is_listening "$(app_addr "$n")" "$CLUSTER_APP_PORT" &&
+      die "$(app_addr "$n"):$CLUSTER_APP_PORT is in use (another scripts/cluster or cluster test running?)"
+  done
+  return 0
+}
+
+# stop_pid_cmdline FILE TEXT: like stop_pid_file, for interpreters (Patroni is python3): the process
+# is signalled only if its command line still contains TEXT (e.g. the node's own patroni.yml).
+stop_pid_cmdline() {
+  local file=$1 text=$2 pid i
+  [ -s "$file" ] || return 0
+  pid=$(cat "$file")
+  if ! tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF -- "$text"; then
+    rm -f "$file"
+    return 0
+  fi
+  kill -TERM "$pid" 2>/dev/null || true
+  # Patroni stops its PostgreSQL (fast shutdown) before it exits.
+  for i in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+  rm -f "$file"
+}
+
+# postmaster_pid N: the node's running postmaster, or nothing. postmaster.pid may be stale after a
+# kill -9, so the PID counts only if it is a postgres whose working directory is this data dir.
+postmaster_pid() {
+  local data pid
+  data=$(node_dir "$1")/data
+  [ -s "$data/postmaster.pid" ] || return 0
+  pid=$(head -n 1 "$data/postmaster.pid")
+  [ "$(readlink "/proc/$pid/exe" 2>/dev/null)" != "" ] || return 0
+  [ "$(basename "$(readlink "/proc/$pid/exe")")" = postgres ] || return 0
+  [ "$(readlink "/proc/$pid/cwd" 2>/dev/null)" = "$(cd "$data" && pwd -P)" ] || return 0
+  printf '%s\n' "$pid"
+}
+
+# ---------------------------------------------------------------------------------------- etcd
+
+etcd_up() {
+  local n=$1 dir a initial="" m
+  dir=$(etcd_dir "$n")
+  a=$(node_addr "$n")
+  for m in "${CLUSTER_NODES[@]}"; do
+    initial+="${initial:+,}e$m=http://$(node_addr "$m"):2380"
+  done
+  mkdir -p "$dir"
+  # --initial-* only matter on the first start; a restart rejoins from its data directory.
+  etcd --name "e$n" --data-dir "$dir/data" \
+    --listen-client-urls "http://$a:2379" --advertise-client-urls "http://$a:2379" \
+    --listen-peer-urls "http://$a:2380" --initial-advertise-peer-urls "http://$a:2380" \
+    --initial-cluster "$initial" --initial-cluster-state new --initial-cluster-token "music-api-$(basename "$CLUSTER")" \
+    --logger zap --log-level warn </dev/null >>"$dir/etcd.log" 2>&1 &
+  echo $! >"$dir/etcd.pid"
+  # Stopped by PID file, never waited for: no job-control notice when a fault test kills one.
+  disown $!
+}
+
+etcd_endpoints() {
+  local n out=""
+  for n in "${CLUSTER_NODES[@]}"; do out+="${out:+,}http://$(node_addr "$n"):2379"; done
+  printf '%s\n' "$out"
+}
+
+etcd_wait() {
+  local i
+  for i in $(seq 1 100); do
+    ETCDCTL_API=3 etcdctl --endpoints="$(etcd_endpoints)" --dial-timeout=1s endpoint health >/dev/null 2>&1 && return 0
+    sleep 0.3
+  done
+  tail -n 5 "$CLUSTER"/etcd/*/etcd.log >&2
+  die "etcd did not become healthy"
+}
+
+etcd_down() { stop_pid_file "$(etcd_dir "$1")/etcd.pid" etcd; }
+
+# ---------------------------------------------------------------------------------------- Patroni
+
+# A connection budget per node: every app host's workers, twice (a reload starts the new workers
+# before the old ones leave), one key-change listener per host, and 10 for music-admin, psql and
+# Patroni itself. (Replication connections are counted apart by PostgreSQL 12+: max_wal_senders.)
+cluster_max_connections() {
+  echo $(( ${#CLUSTER_HOSTS[@]} * CLUSTER_WORKERS * 2 + ${#CLUSTER_HOSTS[@]} + 10 ))
+}
+
+patroni_yml() {
+  local n=$1 dir a m etcd_hosts=""
+  dir=$(node_dir "$n")
+  a=$(node_addr "$n")
+  for m in "${CLUSTER_NODES[@]}"; do etcd_hosts+="${etcd_hosts:+,}$(node_addr "$m"):2379"; done
+  cat <<YML
+# Written by scripts/lib/cluster.sh for node $n of a loopback test cluster. Holds passwords: 0600.
+scope: music-api
+namespace: /music-api-$(basename "$CLUSTER")/
+name: pg$n
+restapi:
+  listen: $a:$CLUSTER_REST_PORT
+  connect_address: $a:$CLUSTER_REST_PORT
+etcd3:
+  hosts: $etcd_hosts
+bootstrap:
+  dcs:
+    # Test timings: a dead leader is replaced about ttl seconds after it stops renewing its key.
+    # Production (Patroni's defaults): ttl 30, loop_wait 10, retry_timeout 10.
+    ttl: 10
+    loop_wait: 2
+    retry_timeout: 5
+    maximum_lag_on_failover: 1048576
+    postgresql:
+      # A failed primary rejoins as a replica by rewinding, instead of needing a new base backup.
+      use_pg_rewind: true
+      # Patroni creates and drops a physical replication slot per member.
+      use_slots: true
+      parameters:
+        max_connections: $(cluster_max_connections)
+        max_wal_senders: 10
+        max_replication_slots: 10
+        wal_keep_size: 256MB
+        hot_standby: "on"
+        # Queries on a replica are not cancelled because of vacuum on the primary.
+        hot_standby_feedback: "on"
+  initdb:
+  - encoding: UTF8
+  - locale: C.UTF-8
+postgresql:
+  listen: $a:$CLUSTER_PG_PORT
+  connect_address: $a:$CLUSTER_PG_PORT
+  data_dir: $dir/data
+  bin_dir: $(pg_bin)
+  # Each node its own: Patroni's default (/tmp/pgpass0) would be shared by the three.
+  pgpass: $dir/pgpass
+  authentication:
+    superuser:
+      username: postgres
+      password: $(secret postgres)
+    replication:
+      username: replicator
+      password: $(secret replicator)
+  parameters:
+    # All three listen on port $CLUSTER_PG_PORT, so each needs its own socket directory.
+    unix_socket_directories: $dir/run
+    password_encryption: scram-sha-256
+    shared_buffers: 32MB
+    # A loopback test cluster has no power loss to survive; production keeps fsync on.
+    fsync: "off"
+    synchronous_commit: "off"
+    log_min_messages: warning
+  pg_hba:
+  - local all postgres peer
+  - host replication replicator 127.0.0.0/8 scram-sha-256
+  - host all all 127.0.0.0/8 scram-sha-256
+YML
+}
+
+# patroni_up N: writes the node's configuration and starts its Patroni (which starts PostgreSQL).
+patroni_up() {
+  local n=$1 dir owner
+  dir=$(node_dir "$n")
+  owner=$(server_user)
+  mkdir -p "$dir/run"
+  chmod 700 "$dir" "$dir/run"
+  (umask 077 && patroni_yml "$n" >"$dir/patroni.yml")
+  [ "$(id -u)" -eq 0 ] && chown -R "$owner": "$dir"
+  # setpriv execs (runuser forks and stays the parent): the PID written is Patroni's own, so
+  # stopping and the fault tests' kill -9 reach Patroni itself.
+  local run=()
+  [ "$(id -u)" -eq 0 ] && run=(setpriv --reuid="$owner" --regid="$owner" --init-groups --)
+  env HOME="$dir" "${run[@]}" patroni "$dir/patroni.yml" </dev/null >>"$dir/patroni.log" 2>&1 &
+  echo $! >"$dir/patroni.pid"
+  disown $!
+}
+
+# patroni_down N: Patroni (which stops its PostgreSQL), then any postmaster it left behind.
+patroni_down() {
+  local n=$1 dir pid i
+  dir=$(node_dir "$n")
+  stop_pid_cmdline "$dir/patroni.pid" "$dir/patroni.yml"
+  pid=$(postmaster_pid "$n")
+  [ -n "$pid" ] || return 0
+  kill -INT "$pid" 2>/dev/null || true   # fast shutdown
+  for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  kill -QUIT "$pid" 2>/dev/null || true  # immediate shutdown
+}
+
+# cluster_state: Patroni's view (GET /cluster from any node that answers), as JSON.
+cluster_state() {
+  local n
+  for n in "${CLUSTER_NODES[@]}"; do
+    curl -s -m 2 "http://$(node_addr "$n"):$CLUSTER_REST_PORT/cluster" && return 0
+  done
+  return 1
+}
+
+# cluster_healthy: one leader and every other node a streaming replica with little lag, and each
+# node's own Patroni says its PostgreSQL runs (GET /health). The DCS view alone is not enough: a
+# member killed a moment ago keeps its key, and looks "running", until its TTL ends.
+cluster_healthy() {
+  local state n
+  for n in "${CLUSTER_NODES[@]}"; do
+    curl -sf -o /dev/null -m 2 "http://$(node_addr "$n"):$CLUSTER_REST_PORT/health" || return 1
+  done
+  state=$(cluster_state) || return 1
+  python3 -c '
+import json, sys
+members = json.loads(sys.argv[1]).get("members", [])
+want = int(sys.argv[2])
+leaders = [m for m in members if m.get("role") in ("leader", "master") and m.get("state") == "running"]
+replicas = [m for m in members if m.get("role") == "replica" and m.get("state") in ("running", "streaming")
+            and isinstance(m.get("lag"), int) and m["lag"] < 1048576]
+sys.exit(0 if len(members) == want and len(leaders) == 1 and len(replicas) == want - 1 else 1)
+' "$state" "${#CLUSTER_NODES[@]}"
+}
+
+# cluster_wait_healthy [SECONDS]
+cluster_wait_healthy() {
+  local limit=${1:-120} start=$SECONDS
+  while [ $((SECONDS - start)) -lt "$limit" ]; do
+    cluster_healthy && return 0
+    sleep 0.5
+  done
+  cluster_state >&2 || true
+  die "the PostgreSQL cluster was not healthy within ${limit}s (logs: $CLUSTER/pg/*/patroni.log)"
+}
+
+# The leader's address, from Patroni.
+cluster_leader_addr() {
+  cluster_state | python3 -c '
+import json, sys
+for m in json.load(sys.stdin).get("members", []):
+    if m.get("role") in ("leader", "master"):
+        print(m["host"])
+'
+}
+
+# Roles and passwords, through the primary. roles.sql is idempotent; passwords are set each start
+# from the secret files (psql variables, so they never appear on a command line).
+cluster_roles() {
+  psql -X -q -d "$DB_SUPER_PRIMARY" -v ON_ERROR_STOP=1 -f "$MUSIC_API_ROOT/sql/roles.sql" >/dev/null ||
+    die "creating the roles (sql/roles.sql) failed"
+  psql -X -q -d "$DB_SUPER_PRIMARY" -v ON_ERROR_STOP=1 -v owner_pw="$(secret music_owner)" \
+    -v api_pw="$(secret music_api)" >/dev/null <<'SQL' || die "setting the role passwords failed"
+ALTER ROLE music_owner PASSWORD :'owner_pw';
+ALTER ROLE music_api PASSWORD :'api_pw';
+SQL
+}
+
+# Migrations through the primary. Right after an election the new leader may take a moment to
+# accept writes, so a few attempts; the last failure shows libpq's own reason.
+cluster_migrate() {
+  local bin=$1 i
+  for i in 1 2 3 4 5; do
+    MUSIC_API_DB=$DB_OWNER "$bin/music-admin" migrate >/dev/null 2>&1 && return 0
+    log "music-admin migrate failed (attempt $i): $(psql -X -q -d "$DB_OWNER" -c 'SELECT 1' 2>&1 >/dev/null | head -n 2 | tr '\n' ' ')"
+    sleep 2
+  done
+  die "music-admin migrate failed"
+}
+
+# ---------------------------------------------------------------------------------------- music-api
+
+# supports_key BIN KEY VALUE: this music-api accepts KEY (the cluster keys are newer than some
+# binaries; a config with an unknown key is refused by --test).
+supports_key() {
+  local bin=$1 probe
+  probe=$(mktemp)
+  printf 'database = dbname=x\n%s = %s\nkey_pepper_file = %s\n' "$2" "$3" "$CL_PEPPER" >"$probe"
+  local rc=0
+  env -u MUSIC_API_DB -u MUSIC_API_DB_WRITE -u MUSIC_API_PEPPER_FILE "$bin/music-api" --config "$probe" --test \
+    >/dev/null 2>&1 || rc=$?
+  rm -f "$probe"
+  return "$rc"
+}
+
+# api_conf N BIN: one app host's configuration (holds the API role's password: 0600).
+api_conf() {
+  local n=$1 bin=$2 base
+  base="host=$CL_HOSTS port=$CL_PORTS dbname=music user=music_api password=$(secret music_api)"
+  printf '# Written by scripts/lib/cluster.sh for app host %s of a loopback cluster.\n' "$n"
+  printf 'listen = %s:%s\nworkers = %s\n' "$(app_addr "$n")" "$CLUSTER_APP_PORT" "$CLUSTER_WORKERS"
+  printf 'key_pepper_file = %s\nrequest_timeout = 2\nretry_after = 1\n' "$CL_PEPPER"
+  if supports_key "$bin" database_write "dbname=x"; then
+    # Reads on a replica if one answers; the key-change listener (LISTEN, refused on a standby)
+    # and the heartbeat on the primary.
+    printf 'database = %s target_session_attrs=prefer-standby\n' "$base"
+    printf 'database_write = %s target_session_attrs=read-write\n' "$base"
+  else
+    # A binary without database_write LISTENs on its only session, which a standby refuses:
+    # it can only read from the primary.
+    printf 'database = %s target_session_attrs=read-write\n' "$base"
+  fi
+  # Notice a dead or frozen node in seconds (each only if this binary knows the key).
+  local kv
+  for kv in database_connect_timeout=2 database_keepalives_idle=2 database_keepalives_interval=1 \
+    database_keepalives_count=2 database_tcp_user_timeout=3000 max_replica_lag=5; do
+    supports_key "$bin" "${kv%%=*}" "${kv#*=}" && printf '%s = %s\n' "${kv%%=*}" "${kv#*=}"
+  done
+  return 0
+}
+
+# app_up N BIN: starts app host N in the background and waits for its TCP listener.
+app_up() {
+  local n=$1 bin=$2 dir
+  dir=$(app_dir "$n")
+  mkdir -p "$dir"
+  (umask 077 && api_conf "$n" "$bin" >"$dir/music-api.conf")
+  env -u MUSIC_API_DB -u MUSIC_API_DB_WRITE -u MUSIC_API_PEPPER_FILE "$bin/music-api" --config "$dir/music-api.conf" \
+    </dev/null >>"$dir/music-api.log" 2>&1 &
+  echo $! >"$dir/music-api.pid"
+  disown $!
+  local i
+  for i in $(seq 1 100); do
+    is_listening "$(app_addr "$n")" "$CLUSTER_APP_PORT" && return 0
+    kill -0 "$(cat "$dir/music-api.pid")" 2>/dev/null || { tail -n 20 "$dir/music-api.log" >&2; die "music-api host $n did not start"; }
+    sleep 0.1
+  done
+  die "music-api host $n did not listen on $(app_addr "$n"):$CLUSTER_APP_PORT"
+}
+
+app_down() { stop_pid_file "$(app_dir "$1")/music-api.pid" music-api; }
+
+# ---------------------------------------------------------------------------------------- nginx
+
+# cluster_nginx_up PORT: like stack.sh's nginx_up, with the cluster upstream file in place of the
+# single-host `upstream music_api_fcgi { server unix:… }`.
+cluster_nginx_up() {
+  local port=$1
+  mkdir -p "$NGINX_DIR/snippets"
+  chmod 755 "$NGINX_DIR"
+  if [ ! -s "$NGINX_DIR/cert.pem" ]; then
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 365 \
+      -keyout "$NGINX_DIR/key.pem" -out "$NGINX_DIR/cert.pem" -subj "/CN=localhost" \
+      -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" 2>/dev/null
+  fi
+  ln -sfn "$MUSIC_API_ROOT/nginx" "$NGINX_DIR/snippets/music-api"
+  local user_line=""
+  [ "$(id -u)" -eq 0 ] && user_line="user nobody nogroup;"
+  cat >"$NGINX_DIR/nginx.conf" <<CONF
+# Written by scripts/lib/cluster.sh: only the listener and paths are local; the rest, upstream
+# included, comes from $MUSIC_API_ROOT/nginx/.
+$user_line
+worker_processes 2;
+pid $NGINX_PID;
+error_log $NGINX_DIR/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log $NGINX_DIR/access.log;
+    client_body_temp_path $NGINX_DIR/tmp-body;
+    fastcgi_temp_path $NGINX_DIR/tmp-fastcgi;
+    proxy_temp_path $NGINX_DIR/tmp-proxy;
+    uwsgi_temp_path $NGINX_DIR/tmp-uwsgi;
+    scgi_temp_path $NGINX_DIR/tmp-scgi;
+    include $MUSIC_API_ROOT/nginx/music-api-http.conf;
+    include $MUSIC_API_ROOT/nginx/music-api-ratelimit.conf;
+    include $MUSIC_API_ROOT/nginx/music-api-upstream-cluster.conf;
+    server {
+        listen 127.0.0.1:$port ssl http2;
+        server_name localhost;
+        ssl_certificate $NGINX_DIR/cert.pem;
+        ssl_certificate_key $NGINX_DIR/key.pem;
+        include $MUSIC_API_ROOT/nginx/music-api-tls.conf;
+        include $MUSIC_API_ROOT/nginx/music-api-errors.conf;
+        include $MUSIC_API_ROOT/nginx/music-api-location.conf;
+    }
+}
+CONF
+  nginx -t -q -e "$NGINX_DIR/error.log" -p "$NGINX_DIR" -c "$NGINX_DIR/nginx.conf"
+  nginx -e "$NGINX_DIR/error.log" -p "$NGINX_DIR" -c "$NGINX_DIR/nginx.conf"
+  local i
+  for i in $(seq 1 50); do
+    curl -s -o /dev/null --cacert "$NGINX_DIR/cert.pem" "https://127.0.0.1:$port/" && return 0
+    sleep 0.1
+  done
+  die "nginx did not answer on 127.0.0.1:$port"
+}
+
+# ---------------------------------------------------------------------------------------- all
+
+cluster_env_json() {
+  local port=$1 bin=$2 n nodes="" apps=""
+  for n in "${CLUSTER_NODES[@]}"; do
+    nodes+="${nodes:+,}
+    {\"name\": \"pg$n\", \"addr\": \"$(node_addr "$n")\", \"dir\": \"$(node_dir "$n")\", \"super\": \"$(node_super "$n")\"}"
+  done
+  for n in "${CLUSTER_HOSTS[@]}"; do
+    apps+="${apps:+,}
+    {\"n\": $n, \"addr\": \"$(app_addr "$n")\", \"dir\": \"$(app_dir "$n")\"}"
+  done
+  # The fields tests/support/musicapi.py reads, plus the cluster's own. No secret: passfile only.
+  cat >"$CLUSTER/env.json" <<JSON
+{
+  "base_url": "https://127.0.0.1:$port",
+  "host": "127.0.0.1",
+  "port": $port,
+  "ca_file": "$NGINX_DIR/cert.pem",
+  "admin": "$bin/music-admin",
+  "api": "$bin/music-api",
+  "bin": "$bin",
+  "db_owner": "$DB_OWNER",
+  "db_super_primary": "$DB_SUPER_PRIMARY",
+  "psql": "$(command -v psql)",
+  "pepper_file": "$CL_PEPPER",
+  "api_conf": "$(app_dir 1)/music-api.conf",
+  "api_log": "$(app_dir 1)/music-api.log",
+  "nginx_dir": "$NGINX_DIR",
+  "root": "$MUSIC_API_ROOT",
+  "cluster": "$CLUSTER",
+  "rest_port": $CLUSTER_REST_PORT,
+  "nodes": [$nodes
+  ],
+  "hosts": [$apps
+  ]
+}
+JSON
+}
+
+# cluster_up DIR BIN_DIR PORT: etcd, Patroni ×3 (waits for a leader and two streaming replicas),
+# roles and migrations through the primary, the app hosts, nginx. Reuses DIR's data if any.
+cluster_up() {
+  cluster_paths "$1"
+  local bin=$2 port=$3 n
+  mkdir -p "$CLUSTER/pg" "$CLUSTER/etcd"
+  chmod 755 "$CLUSTER" "$CLUSTER/pg"
+  chmod 700 "$CLUSTER/etcd"
+  # A previous run that was killed may have left its processes: stop them by their PID files.
+  cluster_down "$CLUSTER"
+  cluster_check_free
+  cluster_secrets
+  for n in "${CLUSTER_NODES[@]}"; do etcd_up "$n"; done
+  etcd_wait
+  for n in "${CLUSTER_NODES[@]}"; do patroni_up "$n"; done
+  log "waiting for Patroni to elect a leader and stream to the replicas…"
+  cluster_wait_healthy 180
+  cluster_roles
+  cluster_migrate "$bin"
+  for n in "${CLUSTER_HOSTS[@]}"; do app_up "$n" "$bin"; done
+  cluster_nginx_up "$port"
+  cluster_env_json "$port" "$bin"
+}
+
+# cluster_continue: SIGCONT to every app host and postmaster (and their children), so a fault
+# test that froze one and then failed cannot leave it unable to act on the stop that follows.
+cluster_continue() {
+  local n pid
+  for n in "${CLUSTER_HOSTS[@]}"; do
+    pid=$(cat "$(app_dir "$n")/music-api.pid" 2>/dev/null || true)
+    # shellcheck disable=SC2046 # one PID per word
+    [ -n "$pid" ] && [ "$(basename "$(readlink "/proc/$pid/exe" 2>/dev/null)")" = music-api ] &&
+      kill -CONT "$pid" $(ps -o pid= --ppid "$pid") 2>/dev/null
+  done
+  for n in "${CLUSTER_NODES[@]}"; do
+    pid=$(postmaster_pid "$n")
+    # shellcheck disable=SC2046 # one PID per word
+    [ -n "$pid" ] && kill -CONT "$pid" $(ps -o pid= --ppid "$pid") 2>/dev/null
+  done
+  return 0
+}
+
+# cluster_down DIR: stops everything cluster_up started (by PID file), keeps the data.
+cluster_down() {
+  cluster_paths "$1"
+  local n stopping=()
+  cluster_continue
+  nginx_down
+  for n in "${CLUSTER_HOSTS[@]}"; do app_down "$n"; done
+  # The three at once: one after the other, each stop would be a failover for the others to run.
+  # (Waited for by PID: a bare `wait` would also wait for any other child of this shell.)
+  for n in "${CLUSTER_NODES[@]}"; do
+    patroni_down "$n" &
+    stopping+=($!)
+  done
+  wait "${stopping[@]}"
+  for n in "${CLUSTER_NODES[@]}"; do etcd_down "$n"; done
+}
+
+# cluster_demo BIN: the demo organization, user, key and tracks, made once through the primary
+# (like scripts/run's); DIR/demo.env (0600) remembers them.
+cluster_demo() {
+  local bin=$1
+  [ -s "$CL_DEMO" ] && return 0
+  admin() { MUSIC_API_DB=$DB_OWNER MUSIC_API_PEPPER_FILE=$CL_PEPPER "$bin/music-admin" "$@"; }
+  local org user key collection i mode engine track modes=(creation focus) engines=(studio lyra aria pulse)
+  org=$(admin org create "Demo Records")
+  user=$(admin user create "demo-$(date +%s)@example.com")
+  admin member add "$org" "$user" --capability USE_MUSIC_GENERATION
+  key=$(admin key create "$user")
+  collection=$(admin collection create "$org" "$user" "Focus favourites")
+  for i in $(seq 1 36); do
+    mode=${modes[$((i % 2))]} engine=${engines[$((i % 4))]}
+    local args=(track create "$org" --engine "$engine" --mode "$mode" --title "Demo track $i"
+      --licence-class unclear --created-at "2026-06-$(printf %02d $(( (i % 28) + 1 )))T10:00:00Z")
+    [ $((i % 7)) -ne 0 ] && args+=(--duration "$((90 + i)).5")
+    [ $((i % 3)) -eq 0 ] && args+=(--instrumental)
+    track=$(admin "${args[@]}")
+    admin library save "$org" "$user" "$track" --saved-at "2026-07-01T00:$(printf %02d $((i % 60))):00Z"
+    [ "$mode" = focus ] && admin collection add "$collection" "$track"
+  done
+  (umask 077 && printf 'DEMO_ORG=%s\nDEMO_USER=%s\nDEMO_KEY=%s\nDEMO_COLLECTION=%s\n' \
+    "$org" "$user" "$key" "$collection" >"$CL_DEMO")
+}

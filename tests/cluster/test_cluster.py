@@ -1,0 +1,499 @@
+"""Faults on the loopback cluster (issue 9), one case at a time, each under a steady GET stream.
+
+Run by tests/cluster/run, which starts a fresh cluster with scripts/lib/cluster.sh and sets
+MUSIC_API_STACK to its directory (env.json). Every case breaks one node or app host (by PID,
+only processes of this cluster), measures the stream through nginx over TLS — requests sent,
+failed (non-2xx or no answer), the slowest answer, seconds until the last failed or slow one —
+then restores it and waits until Patroni reports one leader and two streaming replicas.
+Figures are printed as `[cluster] F…` lines for the closing note.
+"""
+
+import collections
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import unittest
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "support"))
+sys.path.insert(0, os.path.join(HERE, "..", "ops"))
+
+import musicapi  # noqa: E402
+from musicapi import admin, key_headers, load_env, psql  # noqa: E402
+from processes import alive, children, read_pid  # noqa: E402
+from apiproc import wait_for  # noqa: E402
+from opsutil import Fixture, error_code  # noqa: E402
+
+CLUSTER_SH = os.path.join(HERE, "..", "..", "scripts", "lib", "cluster.sh")
+# An answer slower than this counts as "not yet recovered" (the stream's usual answer is ms).
+SLOW = 1.0
+THREADS = 4
+INTERVAL = 0.1   # per thread: 10 requests/s on its own key, under nginx's 20 r/s per key
+
+
+def say(*parts):
+    sys.stdout.write("[cluster] " + " ".join(str(p) for p in parts) + "\n")
+    sys.stdout.flush()
+
+
+def env():
+    return load_env()
+
+
+# --------------------------------------------------------------------------- the cluster
+
+def ctl(*args, timeout=200):
+    """Run a scripts/lib/cluster.sh function against this cluster (restores reuse the start code)."""
+    e = env()
+    argv = ["bash", "-c", 'set -euo pipefail; source "$0"; cluster_paths "$1"; shift; "$@"',
+            CLUSTER_SH, e["cluster"]] + [str(a) for a in args]
+    p = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
+    if p.returncode != 0:
+        raise AssertionError("cluster.sh %r exited %d: %s" % (args, p.returncode,
+                                                              p.stderr.decode(errors="replace")[-2000:]))
+    return p.stdout.decode()
+
+
+def members():
+    """Patroni's GET /cluster members, from the first node that answers."""
+    e = env()
+    for node in e["nodes"]:
+        try:
+            with urllib.request.urlopen("http://%s:%d/cluster" % (node["addr"], e["rest_port"]),
+                                        timeout=2) as r:
+                return json.load(r).get("members", [])
+        except OSError:
+            continue
+    return []
+
+
+def leader():
+    for m in members():
+        if m.get("role") in ("leader", "master") and m.get("state") == "running":
+            return m["name"]
+    return None
+
+
+def node(name):
+    return next(n for n in env()["nodes"] if n["name"] == name)
+
+
+def node_index(name):
+    return env()["nodes"].index(node(name)) + 1
+
+
+def replicas():
+    return [m["name"] for m in members() if m.get("role") == "replica"]
+
+
+def wait_healthy(timeout=90):
+    start = time.monotonic()
+    ctl("cluster_wait_healthy", timeout)
+    return time.monotonic() - start
+
+
+def reads_on(name):
+    """How many of the API role's sessions a node holds (where the workers read)."""
+    _, out, _ = psql(node(name)["super"],
+                     "SELECT count(*) FROM pg_stat_activity WHERE usename = 'music_api'")
+    return int(out.strip() or 0)
+
+
+def serving_replica():
+    """The replica the most API sessions read from (the first replica if none does)."""
+    reps = replicas()
+    counts = {r: reads_on(r) for r in reps}
+    return max(reps, key=lambda r: (counts[r], -reps.index(r))), counts
+
+
+def patroni_pid(name):
+    d = node(name)["dir"]
+    pid = read_pid(os.path.join(d, "patroni.pid"))
+    with open("/proc/%d/cmdline" % pid, "rb") as f:
+        assert os.path.join(d, "patroni.yml").encode() in f.read(), "pid %d is not %s's Patroni" % (pid, name)
+    return pid
+
+
+def postmaster_tree(name):
+    """The node's postmaster (checked: a postgres whose working directory is its data dir) and
+    its children."""
+    data = os.path.join(node(name)["dir"], "data")
+    with open(os.path.join(data, "postmaster.pid"), encoding="ascii") as f:
+        pid = int(f.readline())
+    assert os.path.basename(os.readlink("/proc/%d/exe" % pid)) == "postgres", pid
+    assert os.path.realpath(os.readlink("/proc/%d/cwd" % pid)) == os.path.realpath(data), pid
+    return [pid] + children(pid)
+
+
+def app_tree(n):
+    h = env()["hosts"][n - 1]
+    pid = read_pid(os.path.join(h["dir"], "music-api.pid"))
+    assert os.path.basename(os.readlink("/proc/%d/exe" % pid)) == "music-api", pid
+    return [pid] + children(pid)
+
+
+def signal_all(pids, sig):
+    for p in pids:
+        try:
+            os.kill(p, sig)
+        except ProcessLookupError:
+            pass
+
+
+def conf_int(key, default):
+    return int(musicapi.conf_value(key, default, path=env()["api_conf"]))
+
+
+def nginx_seconds(directive, default):
+    """The value of an nginx timeout in effect for /v1/music/: music-api-location.conf's own
+    line (location level wins), else the cluster upstream file's (http level), else nginx's."""
+    root = env()["root"]
+    for name in ("music-api-location.conf", "music-api-upstream-cluster.conf"):
+        with open(os.path.join(root, "nginx", name), encoding="utf-8") as f:
+            for line in f:
+                words = line.split("#", 1)[0].split()
+                if len(words) == 2 and words[0] == directive:
+                    return float(words[1].rstrip(";").rstrip("s"))
+    return default
+
+
+# --------------------------------------------------------------------------- measuring
+
+class Case:
+    """A steady GET stream through nginx, started on entry: THREADS threads, one key each, each
+    sending one request every INTERVAL seconds (a request that takes longer is followed at once
+    by the next, never by a burst to catch up: nginx's per-key rate limit would answer 429),
+    for at most `duration` seconds. fault() marks when the fault was injected."""
+
+    def __init__(self, fixture, duration, timeout=20.0):
+        self.fixture = fixture
+        self.duration = duration
+        self.timeout = timeout
+        self.records = []      # (started, ended, status or None, error code)
+        self.fault_at = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = []
+        self.t0 = None
+
+    def _run(self, index):
+        key = self.fixture.keys[index % len(self.fixture.keys)]
+        deadline = self.t0 + self.duration
+        self._stop.wait(index * INTERVAL / THREADS)
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            started = time.monotonic()
+            code = None
+            try:
+                r = musicapi.request("GET", self.fixture.path, key_headers(key), timeout=self.timeout,
+                                     retry_rate_limited=False)
+                status = r.status
+                if not 200 <= status < 300:
+                    code = error_code(r)
+                    try:
+                        code = "%s (%s)" % (code, r.json()["error"]["system_message"])
+                    except Exception:  # noqa: BLE001 - not the envelope
+                        pass
+            except Exception as e:  # noqa: BLE001 - no answer is a failure like any other
+                status, code = None, type(e).__name__
+            ended = time.monotonic()
+            with self._lock:
+                self.records.append((started, ended, status, code))
+            self._stop.wait(max(0.0, started + INTERVAL - time.monotonic()))
+
+    def __enter__(self):
+        self.t0 = time.monotonic()
+        for i in range(THREADS):
+            t = threading.Thread(target=self._run, args=(i,), daemon=True)
+            t.start()
+            self._threads.append(t)
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def stop(self):
+        self._stop.set()
+        for t in self._threads:
+            t.join(self.timeout + 60)
+
+    def fault(self):
+        self.fault_at = time.monotonic()
+
+    def run_until(self, seconds_after_fault):
+        """Let the stream run until this long after the fault (or its start)."""
+        base = self.fault_at or self.t0
+        self._stop.wait(max(0.0, base + seconds_after_fault - time.monotonic()))
+
+    def figures(self):
+        self.stop()
+        with self._lock:
+            recs = list(self.records)
+        failed = [r for r in recs if r[2] is None or not 200 <= r[2] < 300]
+        base = self.fault_at or self.t0
+        bad = [r[1] for r in recs if r in failed or r[1] - r[0] > SLOW]
+        statuses = collections.Counter(r[2] for r in recs)
+        return dict(sent=len(recs), failed=len(failed),
+                    slowest=max((r[1] - r[0] for r in recs), default=0.0),
+                    recover=max(0.0, max(bad) - base) if bad else 0.0,
+                    statuses=dict(statuses),
+                    failures=[(round(r[0] - base, 2), r[2], r[3]) for r in failed[:5]])
+
+    def report(self, label):
+        f = self.figures()
+        say("%s: sent %d, failed %d, slowest %.3f s, recovered in %.1f s%s"
+            % (label, f["sent"], f["failed"], f["slowest"], f["recover"],
+               "" if not f["failed"] else "; statuses %s; first failures (s after fault, status, code) %s"
+               % (f["statuses"], f["failures"])))
+        return f
+
+
+def settled(fixture, timeout=30):
+    """nginx serves again from every host: 12 consecutive 200s (a host nginx marked failed during
+    the previous case is back after fail_timeout)."""
+    def ok():
+        for _ in range(12):
+            try:
+                if fixture.get(timeout=5).status != 200:
+                    return False
+            except OSError:
+                return False
+        return True
+    return wait_for(ok, timeout, 0.5, "12 consecutive 200s through nginx")[1]
+
+
+def poll_key(fixture, key, seconds, threads=2, interval=0.15):
+    """GET with `key` from a few threads for `seconds`; returns [(start time, status)]."""
+    out, lock = [], threading.Lock()
+    deadline = time.monotonic() + seconds
+
+    def run():
+        while time.monotonic() < deadline:
+            started = time.monotonic()
+            try:
+                status = musicapi.request("GET", fixture.path, key_headers(key), timeout=10,
+                                          retry_rate_limited=False).status
+            except Exception:  # noqa: BLE001 - no answer
+                status = None
+            with lock:
+                out.append((started, status))
+            time.sleep(max(0.0, interval - (time.monotonic() - started)))
+
+    ts = [threading.Thread(target=run, daemon=True) for _ in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(seconds + 15)
+    return sorted(out)
+
+
+def wait_replayed(timeout=20):
+    """Every replica has replayed what the primary has written so far."""
+    _, lsn, _ = psql(env()["db_super_primary"], "SELECT pg_current_wal_lsn()")
+    lsn = lsn.strip()
+
+    def caught_up():
+        for r in replicas():
+            _, out, _ = psql(node(r)["super"],
+                             "SELECT pg_last_wal_replay_lsn() >= '%s'::pg_lsn" % lsn, check=False)
+            if out.strip() != "t":
+                return False
+        return True
+    return wait_for(caught_up, timeout, 0.1, "replicas to replay %s" % lsn)[1]
+
+
+# --------------------------------------------------------------------------- the cases
+
+class ClusterFaults(unittest.TestCase):
+    """F0-F4 in order (unittest runs them by name); each restores the cluster before the next."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.fx = Fixture("cluster", keys=THREADS)
+        cls.lag_bound = conf_int("max_replica_lag", 5) + 1
+        cls.read_timeout = nginx_seconds("fastcgi_read_timeout", 60.0)
+        say("cluster: members %s; bound for a revoked key %d s; nginx fastcgi_read_timeout %.0f s"
+            % ([(m["name"], m["role"], m["state"]) for m in members()], cls.lag_bound, cls.read_timeout))
+        # Every key is known on every replica before the first case.
+        wait_replayed()
+
+    def setUp(self):
+        wait_healthy(60)
+        settled(self.fx)
+
+    def tearDown(self):
+        # Whatever the case did, nothing of the cluster stays frozen.
+        ctl("cluster_continue")
+
+    # F0 ------------------------------------------------------------------------------------
+    def test_f0_baseline(self):
+        with Case(self.fx, duration=6) as c:
+            c.run_until(6)
+        f = c.report("F0 baseline")
+        self.assertEqual(f["failed"], 0, f)
+
+    # F1 ------------------------------------------------------------------------------------
+    def test_f1_kill_replica(self):
+        victim, counts = serving_replica()
+        try:
+            with Case(self.fx, duration=9) as c:
+                time.sleep(2)
+                c.fault()
+                signal_all([patroni_pid(victim)] + postmaster_tree(victim), signal.SIGKILL)
+                c.run_until(7)
+            f = c.report("F1 kill -9 replica %s (its Patroni and postgres; API sessions %s)"
+                         % (victim, counts))
+        finally:
+            ctl("patroni_up", node_index(victim))
+            say("F1 restore: %s rejoined, cluster healthy after %.1f s" % (victim, wait_healthy()))
+        self.assertEqual(f["failed"], 0, f)
+        self.assertLessEqual(f["recover"], 3.0, "reads must continue on the other nodes within 3 s")
+
+    # F1b -----------------------------------------------------------------------------------
+    def test_f1b_stop_replica(self):
+        victim, counts = serving_replica()
+        frozen = postmaster_tree(victim)
+        try:
+            with Case(self.fx, duration=12) as c:
+                time.sleep(2)
+                c.fault()
+                signal_all(frozen, signal.SIGSTOP)
+                c.run_until(10)
+            f = c.report("F1b SIGSTOP replica %s's postgres (%d processes; API sessions %s)"
+                         % (victim, len(frozen), counts))
+        finally:
+            signal_all(frozen, signal.SIGCONT)
+            say("F1b restore: SIGCONT, cluster healthy after %.1f s" % wait_healthy())
+        self.assertEqual(f["failed"], 0, f)
+        self.assertLessEqual(f["slowest"], 5.0, "no request slower than 5 s with a frozen replica")
+
+    # F2 ------------------------------------------------------------------------------------
+    def test_f2_kill_primary(self):
+        old = leader()
+        # A key every worker has already authorized (cached), to be revoked after the failover.
+        _, doomed = self.fx.world.principal(self.fx.org)
+        wait_replayed()
+        for _ in range(12):
+            self.assertEqual(musicapi.request("GET", self.fx.path, key_headers(doomed)).status, 200)
+        try:
+            with Case(self.fx, duration=40) as c:
+                time.sleep(2)
+                c.fault()
+                signal_all([patroni_pid(old)] + postmaster_tree(old), signal.SIGKILL)
+                new, elected = wait_for(lambda: (lambda now: now if now not in (None, old) else None)(leader()),
+                                        35, 0.2, "a new leader")
+                say("F2: %s elected %.1f s after kill -9 of %s" % (new, elected, old))
+                c.run_until(elected + 5)
+                c.stop()
+            f = c.report("F2 kill -9 primary %s (Patroni and postgres), new leader %s" % (old, new))
+            # Writes go to the new primary through the same multi-host string.
+            start = time.monotonic()
+            wait_for(lambda: admin("key", "revoke", doomed, check=False)[0] == 0, 20, 0.5,
+                     "music-admin key revoke on the new primary")
+            revoked_at = time.monotonic()
+            say("F2: key revoked through the write string %.1f s after the election"
+                % (revoked_at - start))
+            seen = poll_key(self.fx, doomed, self.lag_bound + 2)
+            late = [(round(t - revoked_at, 2), s) for t, s in seen
+                    if s != 401 and t > revoked_at + self.lag_bound]
+            last_200 = max([t - revoked_at for t, s in seen if s == 200], default=None)
+            say("F2: revoked key: %d requests after the revocation, last 200 at %s s, %d not 401 after %d s"
+                % (len(seen), "none" if last_200 is None else "%.2f" % last_200, len(late), self.lag_bound))
+        finally:
+            ctl("patroni_up", node_index(old))
+            say("F2 restore: %s rejoined as a replica (pg_rewind), cluster healthy after %.1f s"
+                % (old, wait_healthy(120)))
+        self.assertEqual(f["failed"], 0, f)
+        self.assertEqual(late, [], "a key revoked after the failover must be refused (401)")
+        self.assertTrue(any(s == 401 for _, s in seen), seen[-5:])
+
+    # F2b -----------------------------------------------------------------------------------
+    def test_f2b_switchover(self):
+        old = leader()
+        candidate = replicas()[0]
+        with Case(self.fx, duration=30) as c:
+            time.sleep(2)
+            c.fault()
+            subprocess.run(["patronictl", "-c", os.path.join(node(old)["dir"], "patroni.yml"),
+                            "switchover", "--leader", old, "--candidate", candidate, "--force"],
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=60, check=True)
+            _, took = wait_for(lambda: leader() == candidate, 30, 0.2, "the switchover")
+            say("F2b: switchover %s -> %s done %.1f s after patronictl" % (old, candidate, took))
+            c.run_until(took + 4)
+            c.stop()
+        f = c.report("F2b patronictl switchover %s -> %s" % (old, candidate))
+        say("F2b restore: cluster healthy after %.1f s" % wait_healthy())
+        self.assertEqual(f["failed"], 0, f)
+
+    # F3 ------------------------------------------------------------------------------------
+    def test_f3_kill_app_host(self):
+        n = 3
+        tree = app_tree(n)
+        try:
+            with Case(self.fx, duration=8) as c:
+                time.sleep(2)
+                c.fault()
+                signal_all(tree, signal.SIGKILL)
+                c.run_until(6)
+            f = c.report("F3 kill -9 app host %d (master and %d workers)" % (n, len(tree) - 1))
+        finally:
+            wait_for(lambda: not any(alive(p) for p in tree), 5, 0.05, "app host %d to be gone" % n)
+            ctl("app_up", n, env()["bin"])
+        self.assertEqual(f["failed"], 0, f)
+
+    # F3b -----------------------------------------------------------------------------------
+    def test_f3b_stop_app_host(self):
+        n = 2
+        tree = app_tree(n)
+        # A frozen host still accepts (the kernel does): only the read timeout finds it out.
+        bound = self.read_timeout + 1
+        try:
+            with Case(self.fx, duration=self.read_timeout + 8, timeout=self.read_timeout + 20) as c:
+                time.sleep(2)
+                c.fault()
+                signal_all(tree, signal.SIGSTOP)
+                c.run_until(self.read_timeout + 5)
+                # Thawed before the stream stops: requests still queued on it then finish at once.
+                signal_all(tree, signal.SIGCONT)
+            f = c.report("F3b SIGSTOP app host %d (%d processes; nginx read timeout %.0f s)"
+                         % (n, len(tree), self.read_timeout))
+        finally:
+            signal_all(tree, signal.SIGCONT)
+        self.assertEqual(f["failed"], 0, f)
+        self.assertLessEqual(f["slowest"], bound, "no request slower than the upstream timeout + 1 s")
+
+    # F4 ------------------------------------------------------------------------------------
+    def test_f4_replay_paused(self):
+        victim, counts = serving_replica()
+        _, key = self.fx.world.principal(self.fx.org)
+        wait_replayed()
+        for _ in range(12):
+            self.assertEqual(musicapi.request("GET", self.fx.path, key_headers(key)).status, 200)
+        try:
+            with Case(self.fx, duration=self.lag_bound + 8) as c:
+                time.sleep(1)
+                psql(node(victim)["super"], "SELECT pg_wal_replay_pause()")
+                c.fault()
+                admin("key", "revoke", key)
+                revoked_at = time.monotonic()
+                seen = poll_key(self.fx, key, self.lag_bound + 4)
+            f = c.report("F4 WAL replay paused on %s (API sessions %s), key revoked on the primary"
+                         % (victim, counts))
+        finally:
+            psql(node(victim)["super"], "SELECT pg_wal_replay_resume()", check=False)
+            say("F4 restore: replay resumed, cluster healthy after %.1f s" % wait_healthy())
+        last_200 = max([t - revoked_at for t, s in seen if s == 200], default=None)
+        late = [(round(t - revoked_at, 2), s) for t, s in seen if s == 200 and t > revoked_at + self.lag_bound]
+        say("F4: revoked key: %d requests, last 200 at %s s after the revocation (bound %d s), %d late"
+            % (len(seen), "none" if last_200 is None else "%.2f" % last_200, self.lag_bound, len(late)))
+        self.assertEqual(late, [], "a 200 for a revoked key later than max_replica_lag + 1 s")
+        self.assertTrue(any(s == 401 for _, s in seen), seen[-5:])
+        self.assertEqual(f["failed"], 0, f)
+
+
+if __name__ == "__main__":
+    unittest.main()
