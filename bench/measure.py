@@ -4,8 +4,11 @@
 Called by bench/run with the stack's facts in the environment. For each scenario: two rounds
 (medians reported), CPU milliseconds per request for music-api, PostgreSQL and nginx read from
 /proc before and after each round, RSS per worker, and the ceilings measured in the same run.
+With BENCH_CLUSTER_TLS_PORT set (bench/run --cluster): S1 over TLS through the single-node stack
+and through the loopback cluster (BENCH_CLUSTER_DIR, BENCH_CLUSTER_KEYS), rounds interleaved.
 """
 
+import glob
 import json
 import os
 import re
@@ -98,8 +101,9 @@ def wrk(url, path, connections=CONNECTIONS, duration=DURATION, keys=None, thread
             "non_2xx": int(bad.group(1)) if bad else 0, "socket_errors": errors.group(1) if errors else ""}
 
 
-def measured_round(url, path, **kw):
-    procs, _ = groups()
+def measured_round(url, path, procs=None, **kw):
+    if procs is None:
+        procs, _ = groups()
     before = {k: cpu_ticks(v) for k, v in procs.items()}
     r = wrk(url, path, **kw)
     after = {k: cpu_ticks(v) for k, v in procs.items()}
@@ -144,7 +148,109 @@ def soak(total_seconds):
     return 1 if failed else 0
 
 
+def pid_in(path):
+    try:
+        with open(path) as f:
+            return int(f.readline())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def cluster_groups():
+    """The cluster's processes (scripts/lib/cluster.sh's layout), one group per kind and per node."""
+    d = E["BENCH_CLUSTER_DIR"]
+    out = {"api": [], "pg": [], "nginx": [], "ha": []}
+    for f in sorted(glob.glob(os.path.join(d, "api", "*", "music-api.pid"))):
+        out["api"] += tree(pid_in(f)) if pid_in(f) else []
+    for f in sorted(glob.glob(os.path.join(d, "pg", "*", "data", "postmaster.pid"))):
+        node = os.path.basename(os.path.dirname(os.path.dirname(f)))
+        out["pg%s" % node] = tree(pid_in(f)) if pid_in(f) else []
+        out["pg"] += out["pg%s" % node]
+    nginx = pid_in(os.path.join(d, "nginx", "nginx.pid"))
+    out["nginx"] = tree(nginx) if nginx else []
+    # Patroni and etcd themselves (not their children: a postmaster is counted under pg).
+    for f in glob.glob(os.path.join(d, "pg", "*", "patroni.pid")) + glob.glob(os.path.join(d, "etcd", "*", "etcd.pid")):
+        out["ha"] += [pid_in(f)] if pid_in(f) else []
+    return out
+
+
+def cluster_roles():
+    """pgN -> role, from Patroni's REST API (the nodes listen on 127.0.1.N)."""
+    import urllib.request
+    for n in (1, 2, 3):
+        try:
+            with urllib.request.urlopen("http://127.0.1.%d:%s/cluster" % (n, E.get("BENCH_CLUSTER_REST_PORT", "8008")),
+                                        timeout=2) as r:
+                return {m["name"]: m.get("role") for m in json.load(r).get("members", [])}
+        except OSError:
+            continue
+    return {}
+
+
+def cluster_vs_single():
+    """S1 over TLS through the single-node nginx and through the cluster's, interleaved."""
+    path = SCENARIOS[0][1]
+    sides = [
+        ("single", HTTPS, E["BENCH_KEYS"], lambda: groups()[0]),
+        ("cluster", "https://127.0.0.1:%s" % E["BENCH_CLUSTER_TLS_PORT"], E["BENCH_CLUSTER_KEYS"], cluster_groups),
+    ]
+    print("warm-up…", flush=True)
+    for _, url, keys, _ in sides:
+        wrk(url, path, duration=max(2, DURATION // 3), keys=keys)
+    rounds = {name: [] for name, _, _, _ in sides}
+    for i in range(2):  # single, cluster, single, cluster: drift over the run falls on both
+        for name, url, keys, procs in sides:
+            r = measured_round(url, path, procs=procs(), keys=keys)
+            rounds[name].append(r)
+            print("  round %d %-7s rps=%.0f p99_ms=%.2f non_2xx=%d" % (i + 1, name, r["rps"], r["p99_ms"], r["non_2xx"]),
+                  flush=True)
+    results = {"mode": "cluster", "scenario": "S1 over TLS", "path": path, "duration_s": DURATION,
+               "connections": CONNECTIONS, "rounds": rounds}
+    for name, _, _, _ in sides:
+        m = median_of(rounds[name])
+        results[name] = m
+        extra = ""
+        if name == "cluster":
+            roles = cluster_roles()
+            nodes = sorted(k for k in m if re.match(r"pg\d+_cpu_ms$", k))
+            extra = " ha_cpu_ms=%.3f pg_cpu_ms_by_node=%s" % (m["ha_cpu_ms"], ",".join(
+                "%s(%s):%.3f" % (k[:-7], roles.get(k[:-7], "?"), m[k]) for k in nodes))
+            m["roles"] = roles
+        print("S1 %s rps=%.0f p50_ms=%.2f p99_ms=%.2f api_cpu_ms=%.3f pg_cpu_ms=%.3f nginx_cpu_ms=%.3f non_2xx=%d%s"
+              % (name, m["rps"], m["p50_ms"], m["p99_ms"], m["api_cpu_ms"], m["pg_cpu_ms"], m["nginx_cpu_ms"],
+                 m["non_2xx"], extra), flush=True)
+    s, c = results["single"], results["cluster"]
+    results["ratio_rps"] = c["rps"] / s["rps"]
+    results["ratio_p99"] = c["p99_ms"] / s["p99_ms"]
+    results["cpu_ms_per_request"] = {
+        name: sum(results[name][k] for k in ("api_cpu_ms", "pg_cpu_ms", "nginx_cpu_ms", "ha_cpu_ms")
+                  if k in results[name]) for name in ("single", "cluster")}
+    note = ("both run on the same %d cores (with wrk), so the ratio is the cluster's overhead (extra hops: "
+            "nginx to the app hosts over TCP, the app hosts to a replica over TCP; replica reads; three app hosts' "
+            "worker pools sharing the cores), not its capacity: two cores cannot show scaling"
+            % os.cpu_count())
+    results["note"] = note
+    results["topology"] = E.get("BENCH_TOPOLOGY", "")
+    print("S1 single rps=%.0f p99_ms=%.2f" % (s["rps"], s["p99_ms"]))
+    print("S1 cluster rps=%.0f p99_ms=%.2f" % (c["rps"], c["p99_ms"]))
+    print("cluster/single ratio=%.2f p99_ratio=%.2f cpu_ms_per_request single=%.3f cluster=%.3f"
+          % (results["ratio_rps"], results["ratio_p99"], results["cpu_ms_per_request"]["single"],
+             results["cpu_ms_per_request"]["cluster"]))
+    if results["topology"]:
+        print("topology: %s" % results["topology"])
+    print("note: %s" % note)
+    with open(E["BENCH_RESULT_JSON"], "w") as f:
+        json.dump(results, f, indent=2)
+    failed = sum(r["non_2xx"] for side in rounds.values() for r in side)
+    if failed:
+        print("warning: %d non-2xx responses during the rounds" % failed, file=sys.stderr)
+        return 1
+    return 0
+
+
 def main():
+    if E.get("BENCH_CLUSTER_TLS_PORT"):
+        return cluster_vs_single()
     if E.get("BENCH_SOAK_SECONDS"):
         return soak(int(E["BENCH_SOAK_SECONDS"]))
     results = {"duration_s": DURATION, "connections": CONNECTIONS, "scenarios": {}, "ceilings": {}}

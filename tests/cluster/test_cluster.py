@@ -137,6 +137,31 @@ def app_tree(n):
     return [pid] + children(pid)
 
 
+def app_log_events(event, since_sizes=None):
+    """(host number, parsed line) for each `event=EVENT` line in the app hosts' logs, only what was
+    written after `since_sizes` (from app_log_sizes()) when given."""
+    found = []
+    for n, h in enumerate(env()["hosts"], 1):
+        path = os.path.join(h["dir"], "music-api.log")
+        with open(path, "rb") as f:
+            if since_sizes:
+                f.seek(since_sizes[n - 1])
+            for line in f.read().decode("utf-8", "replace").splitlines():
+                fields = dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
+                if fields.get("event") == event:
+                    found.append((n, fields))
+    return found
+
+
+def app_log_sizes():
+    return [os.path.getsize(os.path.join(h["dir"], "music-api.log")) for h in env()["hosts"]]
+
+
+def patronictl(name, *args):
+    subprocess.run(["patronictl", "-c", os.path.join(node(name)["dir"], "patroni.yml")] + list(args),
+                   stdin=subprocess.DEVNULL, capture_output=True, timeout=60, check=True)
+
+
 def signal_all(pids, sig):
     for p in pids:
         try:
@@ -379,6 +404,7 @@ class ClusterFaults(unittest.TestCase):
         wait_replayed()
         for _ in range(12):
             self.assertEqual(musicapi.request("GET", self.fx.path, key_headers(doomed)).status, 200)
+        logs_before = app_log_sizes()
         try:
             with Case(self.fx, duration=40) as c:
                 time.sleep(2)
@@ -397,6 +423,11 @@ class ClusterFaults(unittest.TestCase):
             revoked_at = time.monotonic()
             say("F2: key revoked through the write string %.1f s after the election"
                 % (revoked_at - start))
+            # Every host's listener is back, on the new primary (each reconnect flushes that
+            # host's caches: the generation moves).
+            on_new = {n for n, ev in app_log_events("auth_listener_connected", logs_before)
+                      if ev.get("host") == node(new)["addr"]}
+            say("F2: listeners reconnected to the new primary %s on hosts %s" % (new, sorted(on_new)))
             seen = poll_key(self.fx, doomed, self.lag_bound + 2)
             late = [(round(t - revoked_at, 2), s) for t, s in seen
                     if s != 401 and t > revoked_at + self.lag_bound]
@@ -408,6 +439,8 @@ class ClusterFaults(unittest.TestCase):
             say("F2 restore: %s rejoined as a replica (pg_rewind), cluster healthy after %.1f s"
                 % (old, wait_healthy(120)))
         self.assertEqual(f["failed"], 0, f)
+        self.assertEqual(on_new, set(range(1, len(env()["hosts"]) + 1)),
+                         "every host's auth listener must reconnect to the new primary")
         self.assertEqual(late, [], "a key revoked after the failover must be refused (401)")
         self.assertTrue(any(s == 401 for _, s in seen), seen[-5:])
 
@@ -473,6 +506,10 @@ class ClusterFaults(unittest.TestCase):
         wait_replayed()
         for _ in range(12):
             self.assertEqual(musicapi.request("GET", self.fx.path, key_headers(key)).status, 200)
+        logs_before = app_log_sizes()
+        # Patroni resumes a paused replay on its next loop (it takes it for PostgreSQL 14's pause
+        # on a parameter change) unless the cluster is in maintenance mode: pause Patroni first.
+        patronictl(victim, "pause", "--wait")
         try:
             with Case(self.fx, duration=self.lag_bound + 8) as c:
                 time.sleep(1)
@@ -481,15 +518,25 @@ class ClusterFaults(unittest.TestCase):
                 admin("key", "revoke", key)
                 revoked_at = time.monotonic()
                 seen = poll_key(self.fx, key, self.lag_bound + 4)
+                _, still, _ = psql(node(victim)["super"], "SELECT pg_get_wal_replay_pause_state()")
             f = c.report("F4 WAL replay paused on %s (API sessions %s), key revoked on the primary"
                          % (victim, counts))
         finally:
             psql(node(victim)["super"], "SELECT pg_wal_replay_resume()", check=False)
+            patronictl(victim, "resume", "--wait")
             say("F4 restore: replay resumed, cluster healthy after %.1f s" % wait_healthy())
+        self.assertEqual(still.strip(), "paused", "the replay must stay paused for the whole case")
         last_200 = max([t - revoked_at for t, s in seen if s == 200], default=None)
         late = [(round(t - revoked_at, 2), s) for t, s in seen if s == 200 and t > revoked_at + self.lag_bound]
         say("F4: revoked key: %d requests, last 200 at %s s after the revocation (bound %d s), %d late"
             % (len(seen), "none" if last_200 is None else "%.2f" % last_200, self.lag_bound, len(late)))
+        stale = [ev for _, ev in app_log_events("db_replica_stale", logs_before)
+                 if ev.get("host") == node(victim)["addr"]]
+        say("F4: %d reads found %s behind by more than max_replica_lag and went to the primary"
+            % (len(stale), victim))
+        if counts.get(victim):
+            # Workers read there: the lag check must have sent their reads elsewhere.
+            self.assertTrue(stale, "no read noticed that %s lags" % victim)
         self.assertEqual(late, [], "a 200 for a revoked key later than max_replica_lag + 1 s")
         self.assertTrue(any(s == 401 for _, s in seen), seen[-5:])
         self.assertEqual(f["failed"], 0, f)
