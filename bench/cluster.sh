@@ -47,42 +47,9 @@ bench_cluster_up() {
 # never limits (the cluster's own nginx.conf includes the production music-api-ratelimit.conf,
 # whose 100 r/s per address would answer most of a benchmark with 429). Only the upstream differs.
 bench_cluster_nginx() {
-  local port=$1 user_line=""
   nginx_down
-  [ "$(id -u)" -eq 0 ] && user_line="user nobody nogroup;"
-  cat >"$NGINX_DIR/nginx.conf" <<CONF
-# Written by bench/cluster.sh: bench/run's TLS server, with the cluster upstream file.
-$user_line
-worker_processes auto;
-pid $NGINX_PID;
-error_log $NGINX_DIR/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $NGINX_DIR/tmp-body;
-    fastcgi_temp_path $NGINX_DIR/tmp-fastcgi;
-    proxy_temp_path $NGINX_DIR/tmp-proxy;
-    uwsgi_temp_path $NGINX_DIR/tmp-uwsgi;
-    scgi_temp_path $NGINX_DIR/tmp-scgi;
-    include $MUSIC_API_ROOT/nginx/music-api-http.conf;
-    limit_req_zone \$binary_remote_addr zone=music_api:10m rate=10000000r/s;
-    limit_req_zone \$binary_remote_addr zone=music_api_addr:10m rate=10000000r/s;
-    include $MUSIC_API_ROOT/nginx/music-api-upstream-cluster.conf;
-    server {
-        listen 127.0.0.1:$port ssl http2;
-        ssl_certificate $NGINX_DIR/cert.pem;
-        ssl_certificate_key $NGINX_DIR/key.pem;
-        include $MUSIC_API_ROOT/nginx/music-api-tls.conf;
-        include $MUSIC_API_ROOT/nginx/music-api-location.conf;
-    }
-}
-CONF
-  nginx -t -q -e "$NGINX_DIR/error.log" -p "$NGINX_DIR" -c "$NGINX_DIR/nginx.conf"
-  nginx -e "$NGINX_DIR/error.log" -p "$NGINX_DIR" -c "$NGINX_DIR/nginx.conf"
-  local _
-  for _ in $(seq 1 50); do
-    curl -s -o /dev/null --cacert "$NGINX_DIR/cert.pem" "https://127.0.0.1:$port/" && return 0
-    sleep 0.1
-  done
-  die "the cluster's nginx did not answer on 127.0.0.1:$port"
+  NGINX_UPSTREAM="include $MUSIC_API_ROOT/nginx/music-api-upstream-cluster.conf;" \
+    NGINX_LIMITS="limit_req_zone \$binary_remote_addr zone=music_api:10m rate=10000000r/s;
+    limit_req_zone \$binary_remote_addr zone=music_api_addr:10m rate=10000000r/s;" \
+    NGINX_WORKERS=auto NGINX_CONNECTIONS=4096 NGINX_ACCESS_LOG=off nginx_up "$1"
 }

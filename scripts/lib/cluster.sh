@@ -412,54 +412,7 @@ app_down() { stop_pid_file "$(app_dir "$1")/music-api.pid" music-api; }
 # cluster_nginx_up PORT: like stack.sh's nginx_up, with the cluster upstream file in place of the
 # single-host `upstream music_api_fcgi { server unix:… }`.
 cluster_nginx_up() {
-  local port=$1
-  mkdir -p "$NGINX_DIR/snippets"
-  chmod 755 "$NGINX_DIR"
-  if [ ! -s "$NGINX_DIR/cert.pem" ]; then
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 365 \
-      -keyout "$NGINX_DIR/key.pem" -out "$NGINX_DIR/cert.pem" -subj "/CN=localhost" \
-      -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" 2>/dev/null
-  fi
-  ln -sfn "$MUSIC_API_ROOT/nginx" "$NGINX_DIR/snippets/music-api"
-  local user_line=""
-  [ "$(id -u)" -eq 0 ] && user_line="user nobody nogroup;"
-  cat >"$NGINX_DIR/nginx.conf" <<CONF
-# Written by scripts/lib/cluster.sh: only the listener and paths are local; the rest, upstream
-# included, comes from $MUSIC_API_ROOT/nginx/.
-$user_line
-worker_processes 2;
-pid $NGINX_PID;
-error_log $NGINX_DIR/error.log warn;
-events { worker_connections 1024; }
-http {
-    access_log $NGINX_DIR/access.log;
-    client_body_temp_path $NGINX_DIR/tmp-body;
-    fastcgi_temp_path $NGINX_DIR/tmp-fastcgi;
-    proxy_temp_path $NGINX_DIR/tmp-proxy;
-    uwsgi_temp_path $NGINX_DIR/tmp-uwsgi;
-    scgi_temp_path $NGINX_DIR/tmp-scgi;
-    include $MUSIC_API_ROOT/nginx/music-api-http.conf;
-    include $MUSIC_API_ROOT/nginx/music-api-ratelimit.conf;
-    include $MUSIC_API_ROOT/nginx/music-api-upstream-cluster.conf;
-    server {
-        listen 127.0.0.1:$port ssl http2;
-        server_name localhost;
-        ssl_certificate $NGINX_DIR/cert.pem;
-        ssl_certificate_key $NGINX_DIR/key.pem;
-        include $MUSIC_API_ROOT/nginx/music-api-tls.conf;
-        include $MUSIC_API_ROOT/nginx/music-api-errors.conf;
-        include $MUSIC_API_ROOT/nginx/music-api-location.conf;
-    }
-}
-CONF
-  nginx -t -q -e "$NGINX_DIR/error.log" -p "$NGINX_DIR" -c "$NGINX_DIR/nginx.conf"
-  nginx -e "$NGINX_DIR/error.log" -p "$NGINX_DIR" -c "$NGINX_DIR/nginx.conf"
-  local i
-  for i in $(seq 1 50); do
-    curl -s -o /dev/null --cacert "$NGINX_DIR/cert.pem" "https://127.0.0.1:$port/" && return 0
-    sleep 0.1
-  done
-  die "nginx did not answer on 127.0.0.1:$port"
+  NGINX_UPSTREAM="include $MUSIC_API_ROOT/nginx/music-api-upstream-cluster.conf;" nginx_up "$1"
 }
 
 # ---------------------------------------------------------------------------------------- all

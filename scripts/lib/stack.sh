@@ -183,8 +183,17 @@ stop_pid_file() {
 api_down() { stop_pid_file "$API_PID" music-api; }
 
 # nginx_up PORT: the repo's nginx files, included as they are, behind a generated top-level conf.
+# The cluster and the bench reuse it with their own upstream, limits and tuning:
+#   NGINX_UPSTREAM  http{}-level upstream lines (default: this stack's unix socket, and the
+#                   timeouts nginx/music-api-upstream.conf sets beside its upstream)
+#   NGINX_LIMITS    the rate-limit zones (default: nginx/music-api-ratelimit.conf)
+#   NGINX_WORKERS, NGINX_CONNECTIONS, NGINX_ACCESS_LOG   (default 2, 1024, a file)
 nginx_up() {
   local port=$1
+  local upstream=${NGINX_UPSTREAM:-"upstream music_api_fcgi { server unix:$API_SOCKET; }
+    fastcgi_connect_timeout 2s;
+    fastcgi_read_timeout 30s;"}
+  local limits=${NGINX_LIMITS:-"include $MUSIC_API_ROOT/nginx/music-api-ratelimit.conf;"}
   mkdir -p "$NGINX_DIR"
   chmod 755 "$NGINX_DIR"
   if [ ! -s "$NGINX_DIR/cert.pem" ]; then
@@ -198,15 +207,15 @@ nginx_up() {
   local user_line=""
   [ "$(id -u)" -eq 0 ] && user_line="user nobody nogroup;"
   cat >"$NGINX_DIR/nginx.conf" <<CONF
-# Written by scripts/lib/stack.sh: only the listener, paths and upstream socket are local;
+# Written by scripts/lib/stack.sh: only the listener, paths, upstream and limits are local;
 # everything else is included from $MUSIC_API_ROOT/nginx/.
 $user_line
-worker_processes 2;
+worker_processes ${NGINX_WORKERS:-2};
 pid $NGINX_PID;
 error_log $NGINX_DIR/error.log warn;
-events { worker_connections 1024; }
+events { worker_connections ${NGINX_CONNECTIONS:-1024}; }
 http {
-    access_log $NGINX_DIR/access.log;
+    access_log ${NGINX_ACCESS_LOG:-$NGINX_DIR/access.log};
     client_body_temp_path $NGINX_DIR/tmp-body;
     fastcgi_temp_path $NGINX_DIR/tmp-fastcgi;
     proxy_temp_path $NGINX_DIR/tmp-proxy;
@@ -214,11 +223,8 @@ http {
     scgi_temp_path $NGINX_DIR/tmp-scgi;
     ${NGINX_EXTRA_HTTP:-}
     include $MUSIC_API_ROOT/nginx/music-api-http.conf;
-    include $MUSIC_API_ROOT/nginx/music-api-ratelimit.conf;
-    upstream music_api_fcgi { server unix:$API_SOCKET; }
-    # As nginx/music-api-upstream.conf sets them beside its upstream.
-    fastcgi_connect_timeout 2s;
-    fastcgi_read_timeout 30s;
+    $limits
+    $upstream
     server {
         listen 127.0.0.1:$port ssl http2;
         server_name localhost;

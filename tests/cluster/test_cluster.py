@@ -355,6 +355,14 @@ class ClusterFaults(unittest.TestCase):
         ctl("cluster_continue")
 
     # F0 ------------------------------------------------------------------------------------
+    def cached_key(self):
+        """A new key, replicated everywhere and used until the workers have it cached."""
+        _, key = self.fx.world.principal(self.fx.org)
+        wait_replayed()
+        for _ in range(12):
+            self.assertEqual(musicapi.request("GET", self.fx.path, key_headers(key)).status, 200)
+        return key
+
     def test_f0_baseline(self):
         with Case(self.fx, duration=6) as c:
             c.run_until(6)
@@ -400,10 +408,7 @@ class ClusterFaults(unittest.TestCase):
     def test_f2_kill_primary(self):
         old = leader()
         # A key every worker has already authorized (cached), to be revoked after the failover.
-        _, doomed = self.fx.world.principal(self.fx.org)
-        wait_replayed()
-        for _ in range(12):
-            self.assertEqual(musicapi.request("GET", self.fx.path, key_headers(doomed)).status, 200)
+        doomed = self.cached_key()
         logs_before = app_log_sizes()
         try:
             with Case(self.fx, duration=40) as c:
@@ -502,10 +507,7 @@ class ClusterFaults(unittest.TestCase):
     # F4 ------------------------------------------------------------------------------------
     def test_f4_replay_paused(self):
         victim, counts = serving_replica()
-        _, key = self.fx.world.principal(self.fx.org)
-        wait_replayed()
-        for _ in range(12):
-            self.assertEqual(musicapi.request("GET", self.fx.path, key_headers(key)).status, 200)
+        key = self.cached_key()
         logs_before = app_log_sizes()
         # Patroni resumes a paused replay on its next loop (it takes it for PostgreSQL 14's pause
         # on a parameter change) unless the cluster is in maintenance mode: pause Patroni first.

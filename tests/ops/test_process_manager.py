@@ -39,6 +39,18 @@ def scratch_dir(prefix):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def lone_instance_conf(tmp, workers):
+    """A config for a separate instance in `tmp` (own socket, no reachable database): for tests
+    about the process manager alone. Returns (conf path, socket path, log path)."""
+    sock = os.path.join(tmp, "fcgi.sock")
+    conf = os.path.join(tmp, "music-api.conf")
+    with open(conf, "w", encoding="utf-8") as f:
+        f.write("listen = %s\nlisten_mode = 0600\nworkers = %d\n"
+                "database = host=%s/no-such-postgres dbname=music user=music_api\n"
+                "key_pepper_file = %s\nrequest_timeout = 5\n" % (sock, workers, tmp, env()["pepper_file"]))
+    return conf, sock, os.path.join(tmp, "music-api.log")
+
+
 def whole_log(path):
     log = LogWatch(path)
     log.offset = 0
@@ -388,16 +400,11 @@ class ProcessManagerTests(ApiTestCase):
         back-off (1 s, then 2 s) with a workers_crash_looping line."""
         e = env()
         tmp = tempfile.mkdtemp(prefix="ops-crash-", dir=os.path.dirname(e["api_conf"]))
-        conf = os.path.join(tmp, "music-api.conf")
-        logp = os.path.join(tmp, "music-api.log")
-        with open(conf, "w", encoding="utf-8") as f:
-            f.write("listen = %s/fcgi.sock\nlisten_mode = 0600\nworkers = 1\n"
-                    "database = host=%s/no-such-postgres dbname=music user=music_api\n"
-                    "key_pepper_file = %s\nrequest_timeout = 5\n" % (tmp, tmp, e["pepper_file"]))
+        conf, sock, logp = lone_instance_conf(tmp, 1)
         p = opsutil.start_api(conf=conf, log=logp, write_pid=False)
         gaps = []
         try:
-            opsutil.wait_socket(os.path.join(tmp, "fcgi.sock"), p, timeout=15)
+            opsutil.wait_socket(sock, p, timeout=15)
             worker, _ = wait_for(lambda: workers(p.pid), 5, 0.02, "the first worker")
             for _ in range(4):
                 victim = worker[0]
@@ -640,15 +647,8 @@ class ProcessManagerTests(ApiTestCase):
         """A worker that cannot accept (EMFILE: its file limit lowered below the descriptors it
         holds, with prlimit on the live process) exits 1, not 0, so the master's crash-loop back-off
         applies: the third such exit within 10 s logs workers_crash_looping with 1 s."""
-        e = env()
         with scratch_dir("ops-emfile-") as tmp:
-            sock = os.path.join(tmp, "fcgi.sock")
-            conf = os.path.join(tmp, "music-api.conf")
-            logp = os.path.join(tmp, "music-api.log")
-            with open(conf, "w", encoding="utf-8") as f:
-                f.write("listen = %s\nlisten_mode = 0600\nworkers = 1\n"
-                        "database = host=%s/no-such-postgres dbname=music user=music_api\n"
-                        "key_pepper_file = %s\nrequest_timeout = 5\n" % (sock, tmp, e["pepper_file"]))
+            conf, sock, logp = lone_instance_conf(tmp, 1)
             # LeakSanitizer's exit-time scan opens /proc files, which the starved worker cannot:
             # it would turn any exit into status 1. This instance is about the exit status only.
             p = opsutil.start_api(conf=conf, log=logp, write_pid=False,
@@ -703,16 +703,9 @@ class ProcessManagerTests(ApiTestCase):
         fall between their check of the flag and a blocking accept(), so an idle pool ends at
         once, cycle after cycle (before: a worker that lost the race sat in accept() until the
         master's 30 s SIGKILL). Five start/stop cycles of a 4-worker pool, each under 2 s."""
-        e = env()
         timings = []
         with scratch_dir("ops-idle-") as tmp:
-            sock = os.path.join(tmp, "fcgi.sock")
-            conf = os.path.join(tmp, "music-api.conf")
-            logp = os.path.join(tmp, "music-api.log")
-            with open(conf, "w", encoding="utf-8") as f:
-                f.write("listen = %s\nlisten_mode = 0600\nworkers = 4\n"
-                        "database = host=%s/no-such-postgres dbname=music user=music_api\n"
-                        "key_pepper_file = %s\nrequest_timeout = 5\n" % (sock, tmp, e["pepper_file"]))
+            conf, sock, logp = lone_instance_conf(tmp, 4)
             for _ in range(5):
                 p = opsutil.start_api(conf=conf, log=logp, write_pid=False)
                 try:
