@@ -40,8 +40,9 @@ bool WaitReadable(PGconn* conn, Clock::time_point deadline) {
   return ready > 0 || (ready < 0 && errno == EINTR);
 }
 
-// Runs `sql` and reads its result within kAnswerWithin; the error text, or "" on success.
-std::string Exec(PGconn* conn, std::string_view sql) {
+// Runs `sql` and reads its result within kAnswerWithin; the error text, or "" on success, and
+// the SQLSTATE of a failed statement in `sqlstate`.
+std::string Exec(PGconn* conn, std::string_view sql, std::string* sqlstate = nullptr) {
   if (!PQsendQuery(conn, std::string(sql).c_str())) return ErrorOf(conn);
   const auto deadline = Clock::now() + kAnswerWithin;
   std::string error;
@@ -52,6 +53,8 @@ std::string Exec(PGconn* conn, std::string_view sql) {
       if (result == nullptr) return error;
       ExecStatusType status = PQresultStatus(result);
       if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK && error.empty()) {
+        const char* state = PQresultErrorField(result, PG_DIAG_SQLSTATE);
+        if (sqlstate && state) *sqlstate = state;
         error = PQresultErrorMessage(result);
         while (!error.empty() && error.back() == '\n') error.pop_back();
       }
@@ -78,10 +81,19 @@ std::string Serve(PGconn* conn, const std::function<void()>& changed) {
   changed();
   Log("info", "auth_listener_connected",
       {{"pid", std::to_string(getpid())}, {"host", PQhost(conn)}, {"port", PQport(conn)}});
+  bool heartbeat_failing = false;
   for (auto next_beat = Clock::now();;) {
     if (Clock::now() >= next_beat) {
-      // Fails on a server that is no longer the primary (read-only): the cue to find the new one.
-      if (std::string error = Exec(conn, sql::kHeartbeat); !error.empty()) return "heartbeat: " + error;
+      std::string sqlstate;
+      std::string error = Exec(conn, sql::kHeartbeat, &sqlstate);
+      // A read-only server (25006) is no longer the primary: the cue to find the new one. A lost
+      // connection too. Any other failure (e.g. 006_heartbeat.sql not applied yet) keeps the
+      // LISTEN, which still works, and is said once, not every second.
+      if (!error.empty() && (sqlstate == "25006" || PQstatus(conn) != CONNECTION_OK)) return "heartbeat: " + error;
+      if (!error.empty() && !heartbeat_failing) {
+        Log("warn", "heartbeat_failed", {{"pid", std::to_string(getpid())}, {"sqlstate", sqlstate}, {"error", error}});
+      }
+      heartbeat_failing = !error.empty();
       next_beat = Clock::now() + kHeartbeatEvery;
     }
     if (DrainNotifications(conn)) changed();
@@ -97,7 +109,7 @@ void RunAuthListener(const std::string& conninfo, const ConnectionOptions& optio
                      const std::function<void()>& changed) {
   std::string target;
   try {
-    target = HostList(conninfo, options).StartingAt(0);
+    target = HostList(conninfo, options, /*primary_only=*/true).StartingAt(0);
   } catch (const std::invalid_argument& e) {
     Log("error", "auth_listener_config", {{"error", e.what()}});
     std::_Exit(1);

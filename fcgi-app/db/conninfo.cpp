@@ -63,8 +63,8 @@ bool IsRotated(std::string_view keyword) { return keyword == "host" || keyword =
 
 }  // namespace
 
-HostList::HostList(std::string_view conninfo, const ConnectionOptions& options)
-    : conninfo_(conninfo), options_(options) {
+HostList::HostList(std::string_view conninfo, const ConnectionOptions& options, bool primary_only)
+    : conninfo_(conninfo), options_(options), primary_only_(primary_only) {
   Options parsed = Parse(conninfo_);
   for (PQconninfoOption* o = parsed.get(); o->keyword; ++o) {
     if (o->val == nullptr || *o->val == '\0') continue;
@@ -84,6 +84,7 @@ std::string HostList::StartingAt(int first) const {
     std::string_view keyword = o->keyword;
     // The configured values win over the string's: they are what the request budget counts on.
     if (keyword == "connect_timeout" || keyword.starts_with("keepalives") || keyword == "tcp_user_timeout") continue;
+    if (primary_only_ && keyword == "target_session_attrs") continue;
     AppendQuoted(out, keyword, IsRotated(keyword) ? Rotated(o->val, start, hosts_) : std::string(o->val));
   }
   AppendQuoted(out, "connect_timeout", std::to_string(options_.connect_timeout_seconds));
@@ -92,6 +93,7 @@ std::string HostList::StartingAt(int first) const {
   AppendQuoted(out, "keepalives_interval", std::to_string(options_.keepalives_interval_seconds));
   AppendQuoted(out, "keepalives_count", std::to_string(options_.keepalives_count));
   AppendQuoted(out, "tcp_user_timeout", std::to_string(options_.tcp_user_timeout_ms));
+  if (primary_only_) AppendQuoted(out, "target_session_attrs", "read-write");
   return out;
 }
 

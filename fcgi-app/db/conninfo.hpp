@@ -18,8 +18,10 @@ struct ConnectionOptions {
 // The hosts of a (key=value or URI) connection string, and where a connection should start.
 class HostList {
  public:
-  // Throws std::invalid_argument with libpq's message when `conninfo` does not parse.
-  HostList(std::string_view conninfo, const ConnectionOptions& options);
+  // Throws std::invalid_argument with libpq's message when `conninfo` does not parse. With
+  // `primary_only`, connections go to a server that accepts writes whatever the string says
+  // (target_session_attrs=read-write): the listener and the write session need the primary.
+  HostList(std::string_view conninfo, const ConnectionOptions& options, bool primary_only = false);
   int size() const { return hosts_; }
   // The string with its hosts (and their ports and hostaddrs) rotated to start at `first`
   // (mod size), and the options applied, as key=value; libpq tries hosts in this order.
@@ -30,6 +32,7 @@ class HostList {
  private:
   std::string conninfo_;
   ConnectionOptions options_;
+  bool primary_only_ = false;
   int hosts_ = 1;
 };
 

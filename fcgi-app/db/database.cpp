@@ -12,7 +12,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
+#include <functional>
 #include <optional>
 #include <stdexcept>
 #include <utility>
@@ -57,8 +59,10 @@ bool DropsSession(std::string_view sqlstate, bool session_broken) {
 volatile sig_atomic_t g_guarded_socket = -1;
 
 void OnStatementOverdue(int) {
+  const int saved_errno = errno;  // the interrupted call's
   int fd = g_guarded_socket;
   if (fd >= 0) shutdown(fd, SHUT_RDWR);  // async-signal-safe
+  errno = saved_errno;
 }
 
 }  // namespace
@@ -91,10 +95,10 @@ class OverdueGuard {
     timer_settime(timer_, 0, &when, nullptr);
   }
   void Disarm() {
+    g_guarded_socket = -1;  // first: a signal already on its way then shuts nothing
     if (!armed_ok_) return;
     itimerspec never{};
     timer_settime(timer_, 0, &never, nullptr);
-    g_guarded_socket = -1;
   }
 
  private:
@@ -132,6 +136,10 @@ struct Database::Statements {
   // round trips its requests need, and a failed statement is the only one prepared again.
   explicit Statements(soci::session& session) : session_(session) { Resize(kMaxLimit); }
 
+  // A prepare is a round trip of its own (and may wait behind a lock): the statement's own wait
+  // for an answer starts after it, not with it.
+  std::function<void()> after_prepare;
+
   soci::statement& FindKey() {
     running_ = &find_key_;
     if (!find_key_) {
@@ -140,6 +148,7 @@ struct Database::Statements {
            soci::into(fresh), soci::into(secret_hash, hash_indicator), soci::into(key_user_id, user_indicator),
            soci::into(revoked), soci::into(expires_at, expires_indicator), soci::into(member),
            soci::into(can_generate)));
+      if (after_prepare) after_prepare();
     }
     return *find_key_;
   }
@@ -147,7 +156,10 @@ struct Database::Statements {
   soci::statement& ListTracks(sql::ListingFilters filters) {
     std::unique_ptr<soci::statement>& slot = listing_[filters.Index()];
     running_ = &slot;
-    if (!slot) slot = PrepareListing(filters);
+    if (!slot) {
+      slot = PrepareListing(filters);
+      if (after_prepare) after_prepare();
+    }
     return *slot;
   }
 
@@ -199,8 +211,8 @@ struct Database::Statements {
 
 // One session to one of a connection string's hosts, and where the next attempt starts.
 struct Database::Connection {
-  Connection(std::string_view role, std::string_view conninfo, const ConnectionOptions& options)
-      : role(role), hosts(conninfo, options), next_host(static_cast<int>(getpid()) % hosts.size()) {}
+  Connection(std::string_view role, std::string_view conninfo, const ConnectionOptions& options, bool primary_only)
+      : role(role), hosts(conninfo, options, primary_only), next_host(static_cast<int>(getpid()) % hosts.size()) {}
 
   std::string_view role;  // "read" or "write", for the logs
   HostList hosts;
@@ -234,8 +246,8 @@ struct Database::Connection {
 };
 
 Database::Database(const DatabaseSettings& settings)
-    : read_(std::make_unique<Connection>("read", settings.read_conninfo, settings.options)),
-      write_(std::make_unique<Connection>("write", settings.write_conninfo, settings.options)),
+    : read_(std::make_unique<Connection>("read", settings.read_conninfo, settings.options, false)),
+      write_(std::make_unique<Connection>("write", settings.write_conninfo, settings.options, true)),
       statement_timeout_(std::to_string(settings.statement_timeout_ms)),
       max_replica_lag_seconds_(settings.max_replica_lag_seconds),
       overdue_(std::make_unique<OverdueGuard>()),
@@ -249,12 +261,15 @@ bool Database::Open(Connection& c, std::string_view trace_id) {
   if (c.reconnect) c.MoveOn();
   c.Close();
   try {
-    auto session = std::make_unique<soci::session>(soci::postgresql, c.hosts.StartingAt(c.next_host));
+    c.session = std::make_unique<soci::session>(soci::postgresql, c.hosts.StartingAt(c.next_host));
+    // A host may freeze right after accepting: the setup round trip is guarded like a statement.
+    overdue_->Arm(PQsocket(c.Conn()), overdue_after_);
     std::string timeout_setting, name_setting, plan_setting;
-    *session << sql::kSessionSetup, soci::use(statement_timeout_, "timeout"), soci::into(timeout_setting),
+    *c.session << sql::kSessionSetup, soci::use(statement_timeout_, "timeout"), soci::into(timeout_setting),
         soci::into(name_setting), soci::into(plan_setting);
-    c.session = std::move(session);
+    overdue_->Disarm();
   } catch (const std::exception& e) {
+    overdue_->Disarm();
     c.Close();
     ++failures_;
     Log("error", "db_connect_failed", {{"trace_id", trace_id}, {"session", c.role}, {"error", Reason(e)}});
@@ -262,6 +277,7 @@ bool Database::Open(Connection& c, std::string_view trace_id) {
   }
   c.statements = std::make_unique<Statements>(*c.session);
   c.statements->lag = max_replica_lag_seconds_;
+  c.statements->after_prepare = [this, socket = PQsocket(c.Conn())] { overdue_->Arm(socket, overdue_after_); };
   // Stay on this host while it serves; MoveOn() goes past it when it does not.
   if (int at = c.hosts.IndexOf(c.Host(), c.Port()); at >= 0) c.next_host = at;
   if (&c == read_.get()) auth_changed_ = true;  // another server: what was cached came from elsewhere
@@ -310,7 +326,8 @@ auto Database::Run(std::string_view what, std::string_view trace_id, Body&& body
   for (;;) {
     const auto limit =
         host_failed_ && deadline_ != std::chrono::steady_clock::time_point::max() ? deadline_ + grace_ : deadline_;
-    if (!stale && std::chrono::steady_clock::now() >= limit) {
+    if (std::chrono::steady_clock::now() >= limit) {
+      if (stale) break;  // no time left to ask the primary: the replica's answer it is
       Log("error", "db_budget_spent", {{"trace_id", trace_id}, {"query", what}});
       return Fail(ErrorCode::kServiceUnavailable);
     }

@@ -166,7 +166,8 @@ void Master::Reload() {
   std::string error;
   std::optional<std::string> pepper;
   if (fresh) pepper = ReadPepperFile(fresh->key_pepper_file, error);
-  if (!fresh || !pepper) {
+  if (pepper) error = CheckConnectionStrings(*fresh);
+  if (!fresh || !pepper || !error.empty()) {
     // A broken new configuration never replaces a working one.
     Log("error", "reload_rejected", {{"error", fresh ? error : fresh.error()}});
     Notify("READY=1");

@@ -275,6 +275,20 @@ class ProcessManagerTests(ApiTestCase):
         finally:
             opsutil.restore_conf(original)
         self.assertEqual(workers(master), before)
+        # A connection string libpq cannot parse is refused the same way: the running workers
+        # keep serving (new ones would only die on it).
+        original = opsutil.rewrite_conf({"database_write": "host=a dbname='open"})
+        try:
+            log = LogWatch()
+            os.kill(master, signal.SIGHUP)
+            rejected = log.wait_event("reload_rejected", 5)[0]
+            say("reload with a broken database_write: %s" % rejected)
+            self.assertIn("database connection string", rejected.get("error", ""))
+            self.assertEqual(log.events("worker_started"), [])
+            self.assertEqual(fx.get(fx.keys[0]).status, 200)
+        finally:
+            opsutil.restore_conf(original)
+        self.assertEqual(workers(master), before)
 
     # ------------------------------------------------------------------- 4. max_requests
 

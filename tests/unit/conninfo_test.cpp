@@ -72,6 +72,18 @@ BOOST_AUTO_TEST_CASE(configured_timeouts_win_over_the_string) {
   BOOST_CHECK(Has(s, "tcp_user_timeout='6000'"));
 }
 
+BOOST_AUTO_TEST_CASE(the_write_session_always_asks_for_the_primary) {
+  // Whatever the string says (here the read string's prefer-standby), the listener and the
+  // write session connect only to a server that accepts writes.
+  std::string s = HostList("host=a,b target_session_attrs=prefer-standby dbname=m", ConnectionOptions{},
+                           /*primary_only=*/true)
+                      .StartingAt(0);
+  BOOST_CHECK(Has(s, "target_session_attrs='read-write'"));
+  BOOST_CHECK(!Has(s, "prefer-standby"));
+  BOOST_CHECK(Has(HostList("dbname=m", ConnectionOptions{}, true).StartingAt(0), "target_session_attrs='read-write'"));
+  BOOST_CHECK(!Has(HostList("dbname=m", ConnectionOptions{}).StartingAt(0), "target_session_attrs"));
+}
+
 BOOST_AUTO_TEST_CASE(a_broken_string_is_libpqs_error) {
   BOOST_CHECK_THROW(HostList("host=a dbname='unterminated", ConnectionOptions{}), std::invalid_argument);
   BOOST_CHECK_THROW(HostList("no_such_option=1", ConnectionOptions{}), std::invalid_argument);
