@@ -254,7 +254,9 @@ patroni_up() {
   # stopping and the fault tests' kill -9 reach Patroni itself.
   local run=()
   [ "$(id -u)" -eq 0 ] && run=(setpriv --reuid="$owner" --regid="$owner" --init-groups --)
-  env HOME="$dir" "${run[@]}" patroni "$dir/patroni.yml" </dev/null >>"$dir/patroni.log" 2>&1 &
+  # Started in its own directory: Python's multiprocessing (Patroni's bootstrap) changes into the
+  # parent's working directory, which the server user cannot reach when the checkout is in /root.
+  (cd "$dir" && exec env HOME="$dir" "${run[@]}" patroni "$dir/patroni.yml" </dev/null >>"$dir/patroni.log" 2>&1) &
   echo $! >"$dir/patroni.pid"
   disown $!
 }
@@ -308,6 +310,12 @@ cluster_wait_healthy() {
     sleep 0.5
   done
   cluster_state >&2 || true
+  # The logs may not outlive this run (a CI workspace, a throw-away root): their ends, here.
+  local n
+  for n in "${CLUSTER_NODES[@]}"; do
+    log "--- the last lines of $(node_dir "$n")/patroni.log"
+    tail -n 15 "$(node_dir "$n")/patroni.log" >&2 2>/dev/null || true
+  done
   die "the PostgreSQL cluster was not healthy within ${limit}s (logs: $CLUSTER/pg/*/patroni.log)"
 }
 
