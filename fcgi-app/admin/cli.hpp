@@ -54,6 +54,10 @@ int MemberRemove(Context& context);
 int KeyCreate(Context& context);
 int KeyRevoke(Context& context);
 int TrackCreate(Context& context);
+int TrackAudio(Context& context);
+int MediaKeyRotate(Context& context);
+// Stores SOURCE as the track's file NAME ("master" or a stem) under the media root and records it.
+void ImportAudio(Context& context, const std::string& track, const std::string& name, const std::string& source);
 int LibrarySave(Context& context);
 int LibraryUnsave(Context& context);
 int CollectionCreate(Context& context);

@@ -150,7 +150,7 @@ int KeyRevoke(Context& context) {
 int TrackCreate(Context& context) {
   const char* usage =
       "track create ORG --engine E --mode M [--title T] [--duration SECONDS] [--instrumental] "
-      "[--licence-class C] [--created-at RFC3339]";
+      "[--licence-class C] [--created-at RFC3339] [--creator USER] [--audio FILE] [--stem NAME=FILE]...";
   context.args.ExpectPositional(1, usage);
   std::string org = context.args.At(0, "ORG"), id = NewResourceId("mtrack_");
   std::string engine = RequireFilterText(context.args.Option("engine"), "engine");
@@ -179,13 +179,35 @@ int TrackCreate(Context& context) {
   std::string created_value = created ? RequireRfc3339(*created, "created-at") : "";
   soci::indicator created_ind = created ? soci::i_ok : soci::i_null;
   std::string instrumental = context.args.Flag("instrumental") ? "true" : "false";
+  auto creator = context.args.Option("creator");
+  if (creator) RequireId(*creator, "usr_", "user");
+  std::string creator_value = creator.value_or("");
+  soci::indicator creator_ind = creator ? soci::i_ok : soci::i_null;
+  auto audio = context.args.Option("audio");
+  std::vector<std::pair<std::string, std::string>> stems;  // name, file
+  if (auto it = context.args.options.find("stem"); it != context.args.options.end()) {
+    for (const auto& spec : it->second) {
+      size_t eq = spec.find('=');
+      if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size()) throw UsageError("--stem takes NAME=FILE");
+      stems.emplace_back(spec.substr(0, eq), spec.substr(eq + 1));
+    }
+  }
 
   auto& session = context.Session();
   RequireExists(session, sa::kOrganizationExists, org, "organization");
-  session << sa::kInsertTrack, soci::use(id, "id"), soci::use(org, "org"), soci::use(title_value, title_ind, "title"),
-      soci::use(engine, "engine"), soci::use(mode, "mode"), soci::use(duration_value, duration_ind, "duration"),
-      soci::use(instrumental, "instrumental"), soci::use(licence, "licence"),
-      soci::use(created_value, created_ind, "created");
+  soci::transaction transaction(session);
+  soci::statement insert =
+      (session.prepare << sa::kInsertTrack, soci::use(id, "id"), soci::use(org, "org"),
+       soci::use(title_value, title_ind, "title"), soci::use(engine, "engine"), soci::use(mode, "mode"),
+       soci::use(duration_value, duration_ind, "duration"), soci::use(instrumental, "instrumental"),
+       soci::use(licence, "licence"), soci::use(created_value, created_ind, "created"),
+       soci::use(creator_value, creator_ind, "creator"));
+  insert.execute(true);
+  if (insert.get_affected_rows() != 1) throw UsageError("user " + creator_value + " is not a member of " + org);
+  // The files join the same transaction: a failed import leaves no track without its audio.
+  if (audio) ImportAudio(context, id, "master", *audio);
+  for (const auto& [name, file] : stems) ImportAudio(context, id, name, file);
+  transaction.commit();
   std::cout << id << "\n";
   return 0;
 }

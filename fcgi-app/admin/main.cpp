@@ -30,7 +30,10 @@ constexpr Command kCommands[] = {
     {"key revoke", KeyRevoke, "key revoke KEY_ID_OR_KEY"},
     {"track create", TrackCreate,
      "track create ORG --engine E --mode M [--title T] [--duration SECONDS] [--instrumental] "
-     "[--licence-class C] [--created-at RFC3339]"},
+     "[--licence-class C] [--created-at RFC3339] [--creator USER] [--audio FILE] [--stem NAME=FILE]... "
+     "[--media-root DIR]"},
+    {"track audio", TrackAudio, "track audio TRACK FILE [--stem NAME] [--media-root DIR]"},
+    {"media-key rotate", MediaKeyRotate, "media-key rotate [--file PATH]   (prints the new key id)"},
     {"library save", LibrarySave, "library save ORG USER TRACK [--saved-at RFC3339]"},
     {"library unsave", LibraryUnsave, "library unsave ORG USER TRACK"},
     {"collection create", CollectionCreate, "collection create ORG USER NAME"},
@@ -42,7 +45,8 @@ constexpr Command kCommands[] = {
 
 const std::set<std::string> kValueOptions = {"db",       "config", "capability", "expires-at",     "engine",
                                              "mode",     "title",  "duration",   "licence-class",  "created-at",
-                                             "saved-at", "users",  "tracks",     "saves-per-user", "keys-file"};
+                                             "saved-at", "users",  "tracks",     "saves-per-user", "keys-file",
+                                             "creator",  "audio",  "stem",       "media-root",     "file"};
 const std::set<std::string> kFlagOptions = {"instrumental", "help"};
 
 void PrintUsage(std::ostream& out) {

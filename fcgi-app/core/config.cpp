@@ -50,8 +50,8 @@ struct ConfigKey {
   Setter set;
 };
 
-const std::array<ConfigKey, 18>& Table() {
-  static const std::array<ConfigKey, 18> kTable = {{
+const std::array<ConfigKey, 22>& Table() {
+  static const std::array<ConfigKey, 22> kTable = {{
       {{"listen", "/run/music-api/fcgi.sock",
         "FastCGI socket: a unix socket path, or HOST:PORT for TCP. Ignored under systemd socket activation."},
        Text(&Config::listen, false)},
@@ -100,6 +100,21 @@ const std::array<ConfigKey, 18>& Table() {
         "File with the secret pepper for API-key hashes (>= 16 bytes). Environment MUSIC_API_PEPPER_FILE "
         "overrides."},
        Text(&Config::key_pepper_file, false)},
+      {{"media_root", "/var/lib/music-api/media",
+        "Directory of the audio files, one folder per track (music-admin writes it, nginx serves it; the "
+        "workers only sign URLs for it). Environment MUSIC_API_MEDIA_ROOT overrides."},
+       Text(&Config::media_root, false)},
+      {{"media_keys_file", "/etc/music-api/media-keys.json",
+        "The playback-URL signing keys (current and previous), shared with nginx's njs check; written by "
+        "`music-admin media-key rotate`. Environment MUSIC_API_MEDIA_KEYS_FILE overrides."},
+       Text(&Config::media_keys_file, false)},
+      {{"media_url_ttl", "300",
+        "Seconds a signed playback URL stays valid (long enough to start playing; seeking re-uses it)."},
+       Int(&Config::media_url_ttl_seconds, 10, 86400)},
+      {{"media_base_url", "",
+        "Scheme and host put before signed media paths, e.g. https://api.example.com; empty means "
+        "https:// and the request's Host."},
+       Text(&Config::media_base_url, true)},
   }};
   return kTable;
 }
@@ -137,7 +152,7 @@ int Config::EffectiveWorkers() const {
 
 std::span<const ConfigKeyInfo> ConfigKeys() {
   static const auto kInfos = [] {
-    std::array<ConfigKeyInfo, 18> infos;
+    std::array<ConfigKeyInfo, 22> infos;
     for (size_t i = 0; i < infos.size(); ++i) infos[i] = Table()[i].info;
     return infos;
   }();
@@ -168,9 +183,12 @@ std::expected<Config, std::string> LoadConfig(const std::string& path, bool file
   for (const auto& [name, value] : overrides) {
     if (auto error = Apply(config, name, value, "--" + name)) return std::unexpected(*error);
   }
-  static constexpr std::pair<const char*, const char*> kEnvironment[] = {{"MUSIC_API_DB", "database"},
-                                                                         {"MUSIC_API_DB_WRITE", "database_write"},
-                                                                         {"MUSIC_API_PEPPER_FILE", "key_pepper_file"}};
+  static constexpr std::pair<const char*, const char*> kEnvironment[] = {
+      {"MUSIC_API_DB", "database"},
+      {"MUSIC_API_DB_WRITE", "database_write"},
+      {"MUSIC_API_PEPPER_FILE", "key_pepper_file"},
+      {"MUSIC_API_MEDIA_KEYS_FILE", "media_keys_file"},
+      {"MUSIC_API_MEDIA_ROOT", "media_root"}};
   for (const auto& [variable, name] : kEnvironment) {
     const char* value = std::getenv(variable);
     if (value && *value) {

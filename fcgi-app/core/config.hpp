@@ -40,6 +40,10 @@ struct Config {
   int database_tcp_user_timeout_ms = 0;
   int max_replica_lag_seconds = 0;  // a replica further behind than this is not read from
   std::string key_pepper_file;
+  std::string media_root;
+  std::string media_keys_file;
+  int media_url_ttl_seconds = 0;
+  std::string media_base_url;  // "" = https:// + the request's Host
 
   const std::string& WriteDatabase() const { return database_write.empty() ? database : database_write; }
 

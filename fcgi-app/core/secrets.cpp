@@ -63,23 +63,84 @@ ApiKeyParts NewApiKey() {
 
 std::string FormatApiKey(const ApiKeyParts& key) { return key.id + "_" + key.secret; }
 
-std::string HashApiKeySecret(std::string_view pepper, const ApiKeyParts& key) {
-  std::string message = key.id + ":" + key.secret;
-  unsigned char mac[EVP_MAX_MD_SIZE];
+namespace {
+
+std::string Hex(const unsigned char* bytes, size_t size) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex;
+  hex.reserve(size * 2);
+  for (size_t i = 0; i < size; ++i) {
+    hex.push_back(kHex[bytes[i] >> 4]);
+    hex.push_back(kHex[bytes[i] & 15]);
+  }
+  return hex;
+}
+
+unsigned Hmac(std::string_view key, std::string_view message, unsigned char (&mac)[EVP_MAX_MD_SIZE]) {
   unsigned int mac_len = 0;
-  if (!HMAC(EVP_sha256(), pepper.data(), static_cast<int>(pepper.size()),
+  if (!HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
             reinterpret_cast<const unsigned char*>(message.data()), message.size(), mac, &mac_len)) {
     throw std::runtime_error("HMAC failed");
   }
+  return mac_len;
+}
+
+}  // namespace
+
+std::string HashApiKeySecret(std::string_view pepper, const ApiKeyParts& key) {
+  std::string message = key.id + ":" + key.secret;
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned mac_len = Hmac(pepper, message, mac);
   OPENSSL_cleanse(message.data(), message.size());
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string hex;
-  hex.reserve(mac_len * 2);
-  for (unsigned i = 0; i < mac_len; ++i) {
-    hex.push_back(kHex[mac[i] >> 4]);
-    hex.push_back(kHex[mac[i] & 15]);
+  return Hex(mac, mac_len);
+}
+
+std::string HmacSha256Base64Url(std::string_view key, std::string_view message) {
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned mac_len = Hmac(key, message, mac);
+  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  std::string out;
+  out.reserve((mac_len * 4 + 2) / 3);
+  for (unsigned i = 0; i < mac_len; i += 3) {
+    unsigned n = static_cast<unsigned>(mac[i]) << 16;
+    if (i + 1 < mac_len) n |= static_cast<unsigned>(mac[i + 1]) << 8;
+    if (i + 2 < mac_len) n |= mac[i + 2];
+    out.push_back(kAlphabet[(n >> 18) & 63]);
+    out.push_back(kAlphabet[(n >> 12) & 63]);
+    if (i + 1 < mac_len) out.push_back(kAlphabet[(n >> 6) & 63]);
+    if (i + 2 < mac_len) out.push_back(kAlphabet[n & 63]);
   }
-  return hex;
+  return out;
+}
+
+std::string Sha256Hex(std::string_view data) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned digest_len = 0;
+  if (EVP_Digest(data.data(), data.size(), digest, &digest_len, EVP_sha256(), nullptr) != 1) {
+    throw std::runtime_error("SHA-256 failed");
+  }
+  return Hex(digest, digest_len);
+}
+
+std::optional<std::string> Sha256FileHex(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) != 1) {
+    EVP_MD_CTX_free(ctx);
+    throw std::runtime_error("SHA-256 unavailable");
+  }
+  char buffer[1 << 16];
+  while (in.read(buffer, sizeof buffer) || in.gcount() > 0) {
+    EVP_DigestUpdate(ctx, buffer, static_cast<size_t>(in.gcount()));
+  }
+  const bool read_all = in.eof();
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned digest_len = 0;
+  EVP_DigestFinal_ex(ctx, digest, &digest_len);
+  EVP_MD_CTX_free(ctx);
+  if (!read_all) return std::nullopt;
+  return Hex(digest, digest_len);
 }
 
 bool ConstantTimeEquals(std::string_view a, std::string_view b) {

@@ -31,6 +31,13 @@ bool IsApiKeyId(std::string_view text);
 // HMAC-SHA-256(pepper, id ":" secret) as lowercase hex. Binding the id into the MAC means a hash
 // copied onto another key row does not verify.
 std::string HashApiKeySecret(std::string_view pepper, const ApiKeyParts& key);
+// HMAC-SHA-256 as base64url without padding (the signed media URLs' `sig`, which njs checks).
+std::string HmacSha256Base64Url(std::string_view key, std::string_view message);
+// SHA-256 of `data` as lowercase hex.
+std::string Sha256Hex(std::string_view data);
+// SHA-256 of a file's bytes as lowercase hex; nullopt when it cannot be read.
+std::optional<std::string> Sha256FileHex(const std::string& path);
+
 bool ConstantTimeEquals(std::string_view a, std::string_view b);
 
 // Reads the server-side pepper; nullopt with `error` set when missing or too short.

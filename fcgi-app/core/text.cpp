@@ -82,6 +82,22 @@ std::optional<std::string> PercentDecode(std::string_view encoded) {
   return out;
 }
 
+void AppendPercentEncoded(std::string& out, std::string_view text) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  for (char c : text) {
+    bool unreserved = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+                      c == '.' || c == '_' || c == '~';
+    if (unreserved) {
+      out.push_back(c);
+    } else {
+      auto byte = static_cast<unsigned char>(c);
+      out.push_back('%');
+      out.push_back(kHex[byte >> 4]);
+      out.push_back(kHex[byte & 15]);
+    }
+  }
+}
+
 bool IsResourceId(std::string_view text, std::string_view prefix) {
   if (!text.starts_with(prefix)) return false;
   std::string_view rest = text.substr(prefix.size());

@@ -16,6 +16,9 @@ bool HasControlCharacter(std::string_view text);
 // application/x-www-form-urlencoded decoding: `+` is a space; nullopt on `%zz` or a lone `%`.
 std::optional<std::string> PercentDecode(std::string_view encoded);
 
+// Appends `text` percent-encoded for a URI query value: RFC 3986 unreserved characters stay.
+void AppendPercentEncoded(std::string& out, std::string_view text);
+
 // PREFIX followed by 1..64 of [A-Za-z0-9_-]: the shape of every public resource id.
 bool IsResourceId(std::string_view text, std::string_view prefix);
 

@@ -31,10 +31,26 @@ inline constexpr std::string_view kInsertKey =
     "VALUES (:id, :user, :hash, CAST(:expires AS timestamptz))";
 inline constexpr std::string_view kRevokeKey =
     "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = :id";
+// The creator, when given, must be a member of the track's organization (checked by the statement).
 inline constexpr std::string_view kInsertTrack =
     "INSERT INTO tracks (id, org_id, title, engine, mode, measured_duration_seconds, instrumental, licence_class, "
-    "created_at) VALUES (:id, :org, :title, :engine, :mode, CAST(:duration AS double precision), "
-    "CAST(:instrumental AS boolean), :licence, coalesce(CAST(:created AS timestamptz), now()))";
+    "created_at, creator_user_id) SELECT :id, :org, :title, :engine, :mode, CAST(:duration AS double precision), "
+    "CAST(:instrumental AS boolean), :licence, coalesce(CAST(:created AS timestamptz), now()), "
+    "CAST(:creator AS text) "
+    "WHERE CAST(:creator AS text) IS NULL OR EXISTS (SELECT 1 FROM memberships m WHERE m.user_id = :creator "
+    "AND m.org_id = :org)";
+// One stored file of a track; storing it again (a new import) replaces the row. Answers the file
+// name the row had before, if any (a different extension leaves an old file to remove).
+inline constexpr std::string_view kPreviousMediaFile =
+    "SELECT file_name FROM track_media WHERE track_id = :track AND name = :name";
+inline constexpr std::string_view kUpsertMedia =
+    "INSERT INTO track_media (track_id, name, file_name, mime_type, size_bytes, sha256) "
+    "VALUES (:track, :name, :file, :mime, :size, :sha) "
+    "ON CONFLICT (track_id, name) DO UPDATE SET file_name = EXCLUDED.file_name, mime_type = EXCLUDED.mime_type, "
+    "size_bytes = EXCLUDED.size_bytes, sha256 = EXCLUDED.sha256, stored_at = now()";
+inline constexpr std::string_view kCountStems =
+    "SELECT count(*) FROM track_media WHERE track_id = :track AND name <> 'master'";
+inline constexpr std::string_view kTrackExists = "SELECT count(*) FROM tracks WHERE id = :id";
 inline constexpr std::string_view kTrackOrganization = "SELECT org_id FROM tracks WHERE id = :id";
 inline constexpr std::string_view kCollectionOrganization = "SELECT org_id FROM collections WHERE id = :id";
 // Saving again keeps the first saved_at: DO NOTHING, not DO UPDATE.

@@ -108,7 +108,7 @@ class OverdueGuard {
 
 struct Database::Statements {
   // Bound inputs: the statements hold references to these, so they live here, next to them.
-  std::string key_id, presented_hash, org_id, user_id, collection_id, mode, engine;
+  std::string key_id, presented_hash, org_id, user_id, collection_id, mode, engine, track_id;
   long long now = 0;
   int lag = 0;
   int limit = 0;
@@ -131,36 +131,113 @@ struct Database::Statements {
     fresh_rows.resize(n), auth_ok.resize(n), collection_ok.resize(n);
     id_indicator.resize(n), title_indicator.resize(n), duration_indicator.resize(n);
   }
+  // The listing fetches one row more than the largest page: it tells whether a next page exists.
+  static constexpr size_t kListingRows = kMaxLimit + 1;
+
+  // One track: the page's columns again, one row per stored file, plus the file columns.
+  TrackPage track;
+  std::vector<int> track_fresh, track_auth_ok;
+  std::vector<soci::indicator> track_id_indicator, track_title_indicator, track_duration_indicator;
+  std::vector<std::string> file_name, file_file_name;
+  std::vector<soci::indicator> file_indicator, file_file_indicator;
+  void ResizeTrack(size_t n) {
+    track.Resize(n);
+    track_fresh.resize(n), track_auth_ok.resize(n);
+    track_id_indicator.resize(n), track_title_indicator.resize(n), track_duration_indicator.resize(n);
+    file_name.resize(n), file_file_name.resize(n), file_indicator.resize(n), file_file_indicator.resize(n);
+  }
+  static constexpr size_t kTrackRows = sql::kMaxMediaRows + 1;
+
+  // The writes' answers.
+  int write_auth_ok = 0, visible = 0, creator = 0;
+  long long affected = 0;
+  std::string entry_id, entry_source;
+  long long entry_created_at = 0;
+  soci::indicator entry_indicator = soci::i_null, source_indicator = soci::i_null, entry_time_indicator = soci::i_null;
+
+  void SetCaller(const CheckedCaller& caller, std::string_view track) {
+    key_id = caller.key_id;
+    presented_hash = caller.secret_hash;
+    now = caller.now;
+    org_id = caller.org_id;
+    user_id = caller.user_id;
+    track_id = track;
+  }
 
   // Each statement is prepared on its first use in a session, so a session costs only the
   // round trips its requests need, and a failed statement is the only one prepared again.
-  explicit Statements(soci::session& session) : session_(session) { Resize(kMaxLimit); }
+  explicit Statements(soci::session& session) : session_(session) { Resize(kListingRows); }
 
   // A prepare is a round trip of its own (and may wait behind a lock): the statement's own wait
   // for an answer starts after it, not with it.
   std::function<void()> after_prepare;
 
   soci::statement& FindKey() {
-    running_ = &find_key_;
-    if (!find_key_) {
-      find_key_ = std::make_unique<soci::statement>(
+    return Use(find_key_, [&] {
+      return std::make_unique<soci::statement>(
           (session_.prepare << sql::kFindKey, soci::use(lag, "lag"), soci::use(key_id, "key"), soci::use(org_id, "org"),
            soci::into(fresh), soci::into(secret_hash, hash_indicator), soci::into(key_user_id, user_indicator),
            soci::into(revoked), soci::into(expires_at, expires_indicator), soci::into(member),
            soci::into(can_generate)));
-      if (after_prepare) after_prepare();
-    }
-    return *find_key_;
+    });
   }
 
   soci::statement& ListTracks(sql::ListingFilters filters) {
-    std::unique_ptr<soci::statement>& slot = listing_[filters.Index()];
-    running_ = &slot;
-    if (!slot) {
-      slot = PrepareListing(filters);
-      if (after_prepare) after_prepare();
-    }
-    return *slot;
+    return Use(listing_[filters.Index()], [&] { return PrepareListing(filters); });
+  }
+
+  soci::statement& GetTrack() {
+    return Use(get_track_, [&] {
+      ResizeTrack(kTrackRows);
+      soci::statement st(session_);
+      st.alloc();
+      BindCaller(st);
+      st.exchange(soci::use(lag, "lag"));
+      st.exchange(soci::use(track_id, "track"));
+      st.exchange(soci::into(track_fresh));
+      st.exchange(soci::into(track_auth_ok));
+      st.exchange(soci::into(track.id, track_id_indicator));
+      st.exchange(soci::into(track.title, track_title_indicator));
+      st.exchange(soci::into(track.engine));
+      st.exchange(soci::into(track.mode));
+      st.exchange(soci::into(track.duration, track_duration_indicator));
+      st.exchange(soci::into(track.instrumental));
+      st.exchange(soci::into(track.licence_class));
+      st.exchange(soci::into(track.created_at));
+      st.exchange(soci::into(file_name, file_indicator));
+      st.exchange(soci::into(file_file_name, file_file_indicator));
+      st.prepare(std::string(sql::kGetTrack));
+      st.define_and_bind();
+      return std::make_unique<soci::statement>(std::move(st));
+    });
+  }
+
+  soci::statement& SaveTrack() {
+    return Use(save_track_, [&] {
+      return std::make_unique<soci::statement>(
+          (session_.prepare << sql::kSaveTrack, soci::use(key_id, "key"), soci::use(presented_hash, "hash"),
+           soci::use(user_id, "user"), soci::use(org_id, "org"), soci::use(now, "now"), soci::use(track_id, "track"),
+           soci::into(write_auth_ok), soci::into(visible), soci::into(entry_id, entry_indicator),
+           soci::into(entry_source, source_indicator), soci::into(entry_created_at, entry_time_indicator)));
+    });
+  }
+
+  soci::statement& UnsaveTrack() {
+    return Use(unsave_track_, [&] {
+      return std::make_unique<soci::statement>(
+          (session_.prepare << sql::kUnsaveTrack, soci::use(key_id, "key"), soci::use(presented_hash, "hash"),
+           soci::use(user_id, "user"), soci::use(org_id, "org"), soci::use(now, "now"), soci::use(track_id, "track"),
+           soci::into(write_auth_ok), soci::into(affected)));
+    });
+  }
+
+  soci::statement& DeleteTrack() {
+    return Use(delete_track_, [&] {
+      return std::make_unique<soci::statement>(
+          (session_.prepare << sql::kDeleteTrack, soci::use(key_id, "key"), soci::use(presented_hash, "hash"),
+           soci::use(user_id, "user"), soci::use(org_id, "org"), soci::use(now, "now"), soci::use(track_id, "track"),
+           soci::into(write_auth_ok), soci::into(visible), soci::into(creator), soci::into(affected)));
+    });
   }
 
   soci::session& session() { return session_; }
@@ -172,16 +249,32 @@ struct Database::Statements {
   }
 
  private:
-  std::unique_ptr<soci::statement> PrepareListing(sql::ListingFilters filters) {
-    Resize(kMaxLimit);
-    soci::statement st(session_);
-    st.alloc();
-    st.exchange(soci::use(lag, "lag"));
+  // The statement that runs is the one a failure drops; a new one costs a prepare round trip.
+  template <typename Make>
+  soci::statement& Use(std::unique_ptr<soci::statement>& slot, Make&& make) {
+    running_ = &slot;
+    if (!slot) {
+      slot = make();
+      if (after_prepare) after_prepare();
+    }
+    return *slot;
+  }
+
+  // What MUSIC_API_SQL_CALLER_OK binds.
+  void BindCaller(soci::statement& st) {
     st.exchange(soci::use(key_id, "key"));
     st.exchange(soci::use(presented_hash, "hash"));
     st.exchange(soci::use(now, "now"));
     st.exchange(soci::use(user_id, "user"));
     st.exchange(soci::use(org_id, "org"));
+  }
+
+  std::unique_ptr<soci::statement> PrepareListing(sql::ListingFilters filters) {
+    Resize(kListingRows);
+    soci::statement st(session_);
+    st.alloc();
+    st.exchange(soci::use(lag, "lag"));
+    BindCaller(st);
     if (filters.mode) st.exchange(soci::use(mode, "mode"));
     if (filters.engine) st.exchange(soci::use(engine, "engine"));
     if (filters.collection) st.exchange(soci::use(collection_id, "collection"));
@@ -206,6 +299,7 @@ struct Database::Statements {
   soci::session& session_;
   std::unique_ptr<soci::statement> find_key_;
   std::array<std::unique_ptr<soci::statement>, sql::kListingVariants> listing_;
+  std::unique_ptr<soci::statement> get_track_, save_track_, unsave_track_, delete_track_;
   std::unique_ptr<soci::statement>* running_ = nullptr;
 };
 
@@ -264,9 +358,9 @@ bool Database::Open(Connection& c, std::string_view trace_id) {
     c.session = std::make_unique<soci::session>(soci::postgresql, c.hosts.StartingAt(c.next_host));
     // A host may freeze right after accepting: the setup round trip is guarded like a statement.
     overdue_->Arm(PQsocket(c.Conn()), overdue_after_);
-    std::string timeout_setting, name_setting, plan_setting;
+    std::string timeout_setting, name_setting, plan_setting, commit_setting;
     *c.session << sql::kSessionSetup, soci::use(statement_timeout_, "timeout"), soci::into(timeout_setting),
-        soci::into(name_setting), soci::into(plan_setting);
+        soci::into(name_setting), soci::into(plan_setting), soci::into(commit_setting);
     overdue_->Disarm();
   } catch (const std::exception& e) {
     overdue_->Disarm();
@@ -315,13 +409,13 @@ void Database::DropFailed(Connection& c, std::string_view sqlstate) {
 }
 
 template <typename Body>
-auto Database::Run(std::string_view what, std::string_view trace_id, Body&& body)
+auto Database::Run(std::string_view what, std::string_view trace_id, Body&& body, Target target)
     -> Result<decltype(body(std::declval<Statements&>()))> {
   using Answer = decltype(body(std::declval<Statements&>()));
   // A lagging replica's answer, kept in case the primary cannot be reached either: then no
   // newer commit exists that it could be missing.
   std::optional<Answer> stale;
-  Connection* c = read_.get();
+  Connection* c = target == Target::kWrite ? write_.get() : read_.get();
   bool retried = false;
   for (;;) {
     const auto limit =
@@ -368,7 +462,9 @@ auto Database::Run(std::string_view what, std::string_view trace_id, Body&& body
     bool broken = c->Broken();
     DropFailed(*c, sqlstate);
     if (Classify(sqlstate, broken) == FailureKind::kInternal) return Fail(ErrorCode::kInternalError);
-    // Every statement here is a read, so one retry on a fresh session (the next host) is safe.
+    // Every statement here is a read or an idempotent write, so one retry on a fresh session (the
+    // next host) is safe. (A delete whose commit was answered on a connection that then broke is
+    // answered 404 by its retry: the track is gone either way.)
     if (!broken || retried) {
       if (stale) break;
       return Fail(ErrorCode::kServiceUnavailable);
@@ -403,30 +499,30 @@ Result<std::optional<KeyRecord>> Database::FindKey(std::string_view key_id, std:
   });
 }
 
-Result<Listing> Database::ListTracks(const ListingCaller& caller, const ListParams& params, std::string_view trace_id) {
+Result<Listing> Database::ListTracks(const CheckedCaller& caller, const ListParams& params, std::string_view trace_id) {
   return Run("list_tracks", trace_id, [&](Statements& s) -> Listing {
-    s.key_id = caller.key_id;
-    s.presented_hash = caller.secret_hash;
-    s.now = caller.now;
-    s.org_id = caller.org_id;
-    s.user_id = caller.user_id;
+    s.SetCaller(caller, {});
     s.mode = params.mode.value_or("");
     s.engine = params.engine.value_or("");
     s.collection_id = params.collection_id.value_or("");
-    s.limit = params.limit;
     s.offset = params.offset;
     sql::ListingFilters filters{params.mode.has_value(), params.engine.has_value(), params.collection_id.has_value()};
+    s.limit = params.limit + 1;
     // SOCI shrinks bound vectors to the rows fetched; grow them back to the largest page first.
-    s.Resize(kMaxLimit);
+    s.Resize(Statements::kListingRows);
     if (!s.ListTracks(filters).execute(true) || s.page.size() == 0) {
       throw std::runtime_error("the listing statement returned no row");  // it always returns one
     }
     s.fresh = s.fresh_rows[0];
-    Listing listing{s.auth_ok[0] != 0, s.collection_ok[0] != 0, &s.page};
+    Listing listing{s.auth_ok[0] != 0, s.collection_ok[0] != 0, &s.page, false};
     // One row with a NULL id is the empty page.
     if (s.id_indicator[0] == soci::i_null) {
       s.page.Resize(0);
       return listing;
+    }
+    if (s.page.size() > static_cast<size_t>(params.limit)) {
+      listing.has_next = true;  // the one row past the page: dropped from it
+      s.page.Resize(static_cast<size_t>(params.limit));
     }
     s.page.title_null.resize(s.page.size());
     s.page.duration_null.resize(s.page.size());
@@ -436,6 +532,81 @@ Result<Listing> Database::ListTracks(const ListingCaller& caller, const ListPara
     }
     return listing;
   });
+}
+
+Result<TrackDetail> Database::GetTrack(const CheckedCaller& caller, std::string_view track_id,
+                                       std::string_view trace_id) {
+  return Run("get_track", trace_id, [&](Statements& s) -> TrackDetail {
+    s.SetCaller(caller, track_id);
+    s.ResizeTrack(Statements::kTrackRows);
+    if (!s.GetTrack().execute(true) || s.track.size() == 0) {
+      throw std::runtime_error("the track statement returned no row");  // it always returns one
+    }
+    if (s.track.size() > static_cast<size_t>(sql::kMaxMediaRows)) {
+      throw std::runtime_error("the track has more stored files than a track may have");
+    }
+    s.fresh = s.track_fresh[0];
+    TrackDetail detail{s.track_auth_ok[0] != 0, &s.track, {}};
+    if (s.track_id_indicator[0] == soci::i_null) {
+      s.track.Resize(0);
+      return detail;
+    }
+    for (size_t i = 0; i < s.track.size(); ++i) {
+      if (s.file_indicator[i] == soci::i_ok && s.file_file_indicator[i] == soci::i_ok) {
+        detail.files.push_back({s.file_name[i], s.file_file_name[i]});
+      }
+    }
+    s.track.title_null.assign(1, s.track_title_indicator[0] == soci::i_null);
+    s.track.duration_null.assign(1, s.track_duration_indicator[0] == soci::i_null);
+    s.track.Resize(1);
+    return detail;
+  });
+}
+
+Result<SaveOutcome> Database::SaveTrack(const CheckedCaller& caller, std::string_view track_id,
+                                        std::string_view trace_id) {
+  // A save racing another save of the same track: the later INSERT waits for the earlier one's
+  // commit and does nothing, and its snapshot predates that entry; the statement run again sees it.
+  for (int attempt = 0;; ++attempt) {
+    auto outcome = Run(
+        "save_track", trace_id,
+        [&](Statements& s) -> SaveOutcome {
+          s.SetCaller(caller, track_id);
+          s.SaveTrack().execute(true);
+          SaveOutcome out{s.write_auth_ok != 0, s.visible != 0, std::nullopt};
+          if (s.entry_indicator == soci::i_ok && s.source_indicator == soci::i_ok &&
+              s.entry_time_indicator == soci::i_ok) {
+            out.entry = LibraryEntry{s.entry_id, s.entry_source, s.entry_created_at};
+          }
+          return out;
+        },
+        Target::kWrite);
+    if (!outcome || outcome->entry || !outcome->visible || !outcome->auth_ok || attempt == 2) return outcome;
+  }
+}
+
+Result<UnsaveOutcome> Database::UnsaveTrack(const CheckedCaller& caller, std::string_view track_id,
+                                            std::string_view trace_id) {
+  return Run(
+      "unsave_track", trace_id,
+      [&](Statements& s) -> UnsaveOutcome {
+        s.SetCaller(caller, track_id);
+        s.UnsaveTrack().execute(true);
+        return UnsaveOutcome{s.write_auth_ok != 0};
+      },
+      Target::kWrite);
+}
+
+Result<DeleteOutcome> Database::DeleteTrack(const CheckedCaller& caller, std::string_view track_id,
+                                            std::string_view trace_id) {
+  return Run(
+      "delete_track", trace_id,
+      [&](Statements& s) -> DeleteOutcome {
+        s.SetCaller(caller, track_id);
+        s.DeleteTrack().execute(true);
+        return DeleteOutcome{s.write_auth_ok != 0, s.visible != 0, s.creator != 0};
+      },
+      Target::kWrite);
 }
 
 }  // namespace music_api

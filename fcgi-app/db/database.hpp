@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "auth/key_record.hpp"
 #include "core/error.hpp"
@@ -22,9 +23,9 @@ class statement;
 
 namespace music_api {
 
-// Who the listing statement re-checks, with the facts the app judged the key by: the hash of the
+// Who each statement re-checks, with the facts the app judged the key by: the hash of the
 // presented secret and the app's own clock (so both sides decide expiry by the same clock).
-struct ListingCaller {
+struct CheckedCaller {
   std::string_view key_id;
   std::string_view secret_hash;
   std::string_view org_id;
@@ -36,6 +37,41 @@ struct Listing {
   bool auth_ok = false;             // the key and membership still hold (else the caller's cache was stale)
   bool collection_ok = false;       // no collection asked for, or it is the caller's in this org
   const TrackPage* page = nullptr;  // valid until the next call; empty unless both hold
+  bool has_next = false;            // an entry exists past this page
+};
+
+// One track as the caller may see it, and its stored files.
+struct TrackDetail {
+  bool auth_ok = false;
+  const TrackPage* track = nullptr;  // one row, or none when the caller may not see it
+  struct File {
+    std::string name;  // "master" or the stem's name
+    std::string file_name;
+  };
+  std::vector<File> files;  // the master first (when stored), then the stems by name
+};
+
+// A library entry (the save's answer).
+struct LibraryEntry {
+  std::string id;  // mlib_…
+  std::string source;
+  int64_t created_at = 0;  // unix seconds
+};
+
+struct SaveOutcome {
+  bool auth_ok = false;
+  bool visible = false;  // the caller may see the track (else 404)
+  std::optional<LibraryEntry> entry;
+};
+
+struct UnsaveOutcome {
+  bool auth_ok = false;  // the answer is the same whether anything was removed
+};
+
+struct DeleteOutcome {
+  bool auth_ok = false;
+  bool visible = false;
+  bool creator = false;  // visible but not the creator: 403
 };
 
 class OverdueGuard;
@@ -60,7 +96,14 @@ class Database {
   // and logs the raw error with `trace_id`; nothing internal reaches the client.
   Result<std::optional<KeyRecord>> FindKey(std::string_view key_id, std::string_view org_id, std::string_view trace_id);
   // The page, with the statement's own check of the caller and of the collection.
-  Result<Listing> ListTracks(const ListingCaller& caller, const ListParams& params, std::string_view trace_id);
+  // `params.limit` + 1 rows are fetched: more than `limit` means a next page exists.
+  Result<Listing> ListTracks(const CheckedCaller& caller, const ListParams& params, std::string_view trace_id);
+  Result<TrackDetail> GetTrack(const CheckedCaller& caller, std::string_view track_id, std::string_view trace_id);
+  // Writes go to the primary (the write connection string). Each is idempotent, so a write whose
+  // session broke is retried once, like a read.
+  Result<SaveOutcome> SaveTrack(const CheckedCaller& caller, std::string_view track_id, std::string_view trace_id);
+  Result<UnsaveOutcome> UnsaveTrack(const CheckedCaller& caller, std::string_view track_id, std::string_view trace_id);
+  Result<DeleteOutcome> DeleteTrack(const CheckedCaller& caller, std::string_view track_id, std::string_view trace_id);
   // No attempt starts after `deadline` (request_timeout from the start), or, once a host failed
   // during this request, after deadline + 1 s + connect_timeout: the time the dead host cost.
   // So the last attempt, at most a connect and statement_timeout + 1 s, ends within the budget
@@ -83,8 +126,9 @@ class Database {
  private:
   struct Statements;
   struct Connection;
+  enum class Target { kRead, kWrite };
   template <typename Body>
-  auto Run(std::string_view what, std::string_view trace_id, Body&& body)
+  auto Run(std::string_view what, std::string_view trace_id, Body&& body, Target target = Target::kRead)
       -> Result<decltype(body(std::declval<Statements&>()))>;
   bool Open(Connection& c, std::string_view trace_id);
   // After a failed statement or prepare: drop that statement, and the session if it is unusable.

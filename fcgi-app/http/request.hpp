@@ -11,6 +11,8 @@ struct Request {
   std::string_view query;          // QUERY_STRING
   std::string_view x_api_key;      // HTTP_X_API_KEY
   std::string_view authorization;  // HTTP_AUTHORIZATION
+  std::string_view if_none_match;  // HTTP_IF_NONE_MATCH
+  std::string_view host;           // HTTP_HOST: where signed media URLs point unless media_base_url says
   // MUSIC_API_INTERNAL: set only by nginx's host-only status location ("status" or "ping");
   // a client cannot set FastCGI params, only HTTP_* headers.
   std::string_view internal_endpoint;

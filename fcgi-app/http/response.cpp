@@ -15,6 +15,10 @@ void SetError(Response& response, const ApiError& error, std::string_view trace_
   response.rows = 0;
   response.retry_after_seconds = error.code == ErrorCode::kServiceUnavailable ? retry_after_seconds : 0;
   response.allow = error.allow;
+  response.cache_control = kNoStore;
+  response.vary_on_key = false;
+  response.etag.clear();
+  response.link.clear();
   response.body.clear();
   RenderErrorEnvelope(error, trace_id, NowUtc(), response.body);
 }
@@ -23,6 +27,8 @@ std::string_view ReasonPhrase(int status) {
   switch (status) {
     case 200:
       return "OK";
+    case 304:
+      return "Not Modified";
     case 401:
       return "Unauthorized";
     case 403:
@@ -49,18 +55,23 @@ void AppendCgiHeaders(const Response& response, std::string_view trace_id, std::
   out.append(ReasonPhrase(response.status));
   out.append("\r\nContent-Type: ");
   out.append(response.content_type);
+  out.append("\r\nCache-Control: ").append(response.cache_control);
   out.append(
-      "\r\nCache-Control: private, no-store\r\n"
-      "X-Content-Type-Options: nosniff\r\n"
+      "\r\nX-Content-Type-Options: nosniff\r\n"
       "X-Request-ID: ");
   out.append(trace_id);
-  out.append("\r\nContent-Length: ");
-  AppendJsonInteger(out, static_cast<int64_t>(response.body.size()));
+  if (response.status != 304) {
+    out.append("\r\nContent-Length: ");
+    AppendJsonInteger(out, static_cast<int64_t>(response.body.size()));
+  }
   if (response.status == 405 && !response.allow.empty()) out.append("\r\nAllow: ").append(response.allow);
   if (response.retry_after_seconds > 0) {
     out.append("\r\nRetry-After: ");
     AppendJsonInteger(out, response.retry_after_seconds);
   }
+  if (!response.etag.empty()) out.append("\r\nETag: ").append(response.etag);
+  if (!response.link.empty()) out.append("\r\nLink: ").append(response.link);
+  if (response.vary_on_key) out.append("\r\nVary: Authorization, X-API-Key");
   out.append("\r\n\r\n");
 }
 

@@ -6,18 +6,54 @@
 namespace music_api {
 namespace {
 
-// /v1/music/{organization_id}/tracks[/]
-bool MatchListTracks(std::string_view path, Route& route) {
+// The id in one path segment, decoded, when it has the shape of a PREFIX id.
+std::optional<std::string> SegmentId(std::string_view segment, std::string_view prefix) {
+  auto decoded = PercentDecode(segment);
+  if (decoded && IsResourceId(*decoded, prefix)) return decoded;
+  return std::nullopt;
+}
+
+// /v1/music/{organization_id}/tracks[/{track_id}[/save]][/]: which of the three, or none.
+std::optional<RouteId> MatchTracksPath(std::string_view path, Route& route) {
   constexpr std::string_view kPrefix = "/v1/music/";
-  if (!path.starts_with(kPrefix)) return false;
+  if (!path.starts_with(kPrefix)) return std::nullopt;
   std::string_view rest = path.substr(kPrefix.size());
+  if (rest.ends_with('/')) rest.remove_suffix(1);
   size_t slash = rest.find('/');
-  if (slash == 0 || slash == std::string_view::npos) return false;
+  if (slash == 0 || slash == std::string_view::npos) return std::nullopt;
+  std::string_view org = rest.substr(0, slash);
   std::string_view tail = rest.substr(slash);
-  if (tail != "/tracks" && tail != "/tracks/") return false;
-  if (auto decoded = PercentDecode(rest.substr(0, slash)); decoded && IsResourceId(*decoded, "org_")) {
-    route.organization_id = std::move(*decoded);
+  constexpr std::string_view kTracks = "/tracks";
+  if (!tail.starts_with(kTracks)) return std::nullopt;
+  tail.remove_prefix(kTracks.size());
+  RouteId id = RouteId::kListTracks;
+  if (!tail.empty()) {
+    if (tail.front() != '/' || tail.size() == 1) return std::nullopt;
+    tail.remove_prefix(1);
+    size_t end = tail.find('/');
+    std::string_view track = tail.substr(0, end);
+    std::string_view after = end == std::string_view::npos ? std::string_view{} : tail.substr(end);
+    if (track.empty()) return std::nullopt;
+    if (after.empty()) {
+      id = RouteId::kTrack;
+    } else if (after == "/save") {
+      id = RouteId::kTrackSave;
+    } else {
+      return std::nullopt;
+    }
+    route.track_id = SegmentId(track, "mtrack_");
   }
+  route.organization_id = SegmentId(org, "org_");
+  return id;
+}
+
+template <RouteId kId>
+bool MatchTracks(std::string_view path, Route& route) {
+  Route candidate;
+  auto id = MatchTracksPath(path, candidate);
+  if (id != kId) return false;
+  route.organization_id = std::move(candidate.organization_id);
+  route.track_id = std::move(candidate.track_id);
   return true;
 }
 
@@ -29,7 +65,9 @@ struct RouteRow {
 };
 
 constexpr RouteRow kRoutes[] = {
-    {RouteId::kListTracks, "GET, HEAD", "", MatchListTracks},
+    {RouteId::kListTracks, "GET, HEAD", "", MatchTracks<RouteId::kListTracks>},
+    {RouteId::kTrack, "GET, HEAD, DELETE", "", MatchTracks<RouteId::kTrack>},
+    {RouteId::kTrackSave, "POST, DELETE", "", MatchTracks<RouteId::kTrackSave>},
     {RouteId::kStatus, "GET, HEAD", "status", nullptr},
     {RouteId::kPing, "GET, HEAD", "ping", nullptr},
 };
@@ -47,13 +85,14 @@ bool Allows(std::string_view allow, std::string_view method) {
 
 Result<Route> MatchRoute(std::string_view method, std::string_view path, std::string_view internal_endpoint) {
   for (const RouteRow& row : kRoutes) {
-    Route route{row.id, std::nullopt};
+    Route route{row.id, std::nullopt, std::nullopt};
     bool matched =
         internal_endpoint.empty() ? row.match_path && row.match_path(path, route) : row.internal == internal_endpoint;
     if (!matched) continue;
     if (!Allows(row.allow, method)) {
       ApiError error = ApiError::Of(ErrorCode::kMethodNotAllowed);
       error.allow = row.allow;
+      error.system_message = "Allowed methods: " + std::string(row.allow);
       return Fail(std::move(error));
     }
     return route;

@@ -10,13 +10,16 @@
 
 namespace music_api {
 
-enum class RouteId { kListTracks, kStatus, kPing };
+enum class RouteId { kListTracks, kTrack, kTrackSave, kStatus, kPing };
 
 struct Route {
   RouteId id = RouteId::kListTracks;
   // Routes under an org: nullopt when the path segment is not a well-formed org id: still this
   // route, but answered with the same 403 as an unknown org once the key is known (no existence leak).
   std::optional<std::string> organization_id;
+  // kTrack, kTrackSave: nullopt when the segment is not a well-formed track id (a 404 once the key
+  // and org are known, like a track that does not exist).
+  std::optional<std::string> track_id;
 };
 
 // Every route is one row of one table (method set + path pattern, or the host-only endpoint nginx

@@ -4,6 +4,9 @@
 #include <ctime>
 
 #include "auth/auth.hpp"
+#include "core/media_keys.hpp"
+#include "http/json_writer.hpp"
+#include "http/page_links.hpp"
 #include "http/query_params.hpp"
 #include "http/render.hpp"
 #include "http/route.hpp"
@@ -48,21 +51,20 @@ Result<Caller> Authenticate(const ApiKeyParts& key, std::string_view presented_h
   return Caller{std::move(*user_id), AuthSource::kDatabase};
 }
 
-struct Page {
-  const TrackPage* tracks;
-  int limit;
-  int64_t offset;
-};
-
-Result<Page> ListSavedTracks(const Request& request, const Route& route, std::string_view trace_id,
-                             PipelineContext& context, Response& response) {
+// Authenticates the request, then runs `query` (one statement that re-checks the caller itself
+// and answers `auth_ok`). When that check disagrees with what the cache knew (a change not yet
+// notified), the cache entry goes and the request is decided again from the database, which
+// answers with the right error. Every route under an org goes through here.
+template <typename Query>
+auto AsCaller(const Request& request, const Route& route, std::string_view trace_id, PipelineContext& context,
+              Response& response, Query&& query) -> decltype(query(std::declval<const CheckedCaller&>())) {
   auto presented = PresentedApiKey(request.x_api_key, request.authorization);
   if (!presented) return Fail(ErrorCode::kAuthenticationRequired);
   // A string that cannot be a key is refused without a database round trip.
   auto key = ParseApiKey(*presented);
   if (!key) return Fail(ErrorCode::kInvalidApiKey);
   const std::string presented_hash = HashApiKeySecret(context.pepper, *key);
-  // One clock for the whole request: the app's, also bound into the listing's own re-check.
+  // One clock for the whole request: the app's, also bound into each statement's own re-check.
   const int64_t now = static_cast<int64_t>(std::time(nullptr));
 
   const uint64_t generation = context.auth_generation ? context.auth_generation->load(std::memory_order_acquire) : 0;
@@ -76,28 +78,139 @@ Result<Page> ListSavedTracks(const Request& request, const Route& route, std::st
     auto caller =
         Authenticate(*key, presented_hash, route.organization_id, use_cache, now, trace_id, context, response);
     if (!caller) return Fail(caller.error());
-
-    auto params = ParseListParams(request.query);
-    if (!params) return Fail(params.error());
-
     const std::string& org_id = *route.organization_id;
-    auto listing =
-        context.database.ListTracks({key->id, presented_hash, org_id, caller->user_id, now}, *params, trace_id);
-    if (!listing) return Fail(listing.error());
-    if (!listing->auth_ok) {
-      // The statement's own check disagrees with what we knew (a change not yet notified):
-      // forget it and decide again from the database, which answers with the right error.
-      context.auth_cache.Forget(key->id, org_id);
-      if (caller->source == AuthSource::kCache) {
-        use_cache = false;
-        continue;
-      }
-      return Fail(ErrorCode::kServiceUnavailable);  // changed again within this request: let it retry
+    auto answer = query(CheckedCaller{key->id, presented_hash, org_id, caller->user_id, now});
+    if (!answer || answer->auth_ok) return answer;
+    context.auth_cache.Forget(key->id, org_id);
+    if (caller->source == AuthSource::kCache) {
+      use_cache = false;
+      continue;
     }
-    // Missing and someone else's collection get the same 404: no existence leak.
-    if (!listing->collection_ok) return Fail(ApiError{ErrorCode::kResourceNotFound, "Collection not found", {}, {}});
-    return Page{listing->page, params->limit, params->offset};
+    return Fail(ErrorCode::kServiceUnavailable);  // changed again within this request: let it retry
   }
+}
+
+ApiError TrackNotFound() { return ApiError{ErrorCode::kResourceNotFound, "Track not found", {}, {}}; }
+
+Result<void> ListSavedTracks(const Request& request, const Route& route, std::string_view trace_id,
+                             PipelineContext& context, Response& response) {
+  ListParams params;
+  auto listing = AsCaller(request, route, trace_id, context, response, [&](const CheckedCaller& caller) {
+    auto parsed = ParseListParams(request.query);
+    if (!parsed) return Result<Listing>(Fail(parsed.error()));
+    params = std::move(*parsed);
+    return context.database.ListTracks(caller, params, trace_id);
+  });
+  if (!listing) return Fail(listing.error());
+  // Missing and someone else's collection get the same 404: no existence leak.
+  if (!listing->collection_ok) return Fail(ApiError{ErrorCode::kResourceNotFound, "Collection not found", {}, {}});
+  response.rows = listing->page->size();
+  RenderTrackPage(*listing->page, params.limit, params.offset, response.body);
+  // A page may be kept and revalidated by the client that fetched it: decided only here, after
+  // authentication and the statement's own check, so a revoked key never gets a 304.
+  response.cache_control = kRevalidate;
+  response.vary_on_key = true;
+  response.etag = WeakEtag(response.body);
+  AppendPageLinks(response.link, *route.organization_id, params, listing->has_next);
+  if (!request.if_none_match.empty() && IfNoneMatch(request.if_none_match, response.etag)) {
+    response.status = 304;
+    response.body.clear();
+  }
+  return {};
+}
+
+// The signed URLs of a track's files, as the JSON values RenderTrack puts in.
+struct SignedUrls {
+  std::string playback = "null";
+  std::string stems = "null";
+};
+
+SignedUrls SignTrackFiles(const TrackDetail& detail, std::string_view track_id, const Request& request, int64_t now,
+                          const PipelineContext& context) {
+  SignedUrls urls;
+  const MediaSigner& signer = *context.media_signer;
+  std::string base = signer.base_url;
+  if (base.empty() && !request.host.empty()) base = "https://" + std::string(request.host);
+  const int64_t expires = now + signer.ttl_seconds;
+  std::string url;
+  for (const auto& file : detail.files) {
+    url.clear();
+    AppendSignedMediaUrl(url, signer, base, track_id, file.file_name, expires);
+    if (file.name == "master") {
+      urls.playback.clear();
+      AppendJsonString(urls.playback, url);
+      continue;
+    }
+    if (urls.stems == "null") {
+      urls.stems = "{";
+    } else {
+      urls.stems.push_back(',');
+    }
+    AppendJsonString(urls.stems, file.name);
+    urls.stems.push_back(':');
+    AppendJsonString(urls.stems, url);
+  }
+  if (urls.stems != "null") urls.stems.push_back('}');
+  return urls;
+}
+
+Result<void> GetTrack(const Request& request, const Route& route, std::string_view trace_id, PipelineContext& context,
+                      Response& response) {
+  auto detail = AsCaller(request, route, trace_id, context, response, [&](const CheckedCaller& caller) {
+    if (!route.track_id) return Result<TrackDetail>(Fail(TrackNotFound()));
+    return context.database.GetTrack(caller, *route.track_id, trace_id);
+  });
+  if (!detail) return Fail(detail.error());
+  // Missing, another org's, deleted and not the caller's: one 404.
+  if (detail->track->size() != 1) return Fail(TrackNotFound());
+  const int64_t now = static_cast<int64_t>(std::time(nullptr));
+  SignedUrls urls = SignTrackFiles(*detail, *route.track_id, request, now, context);
+  response.rows = 1;
+  RenderTrack(*detail->track, 0, TrackUrls{urls.playback, urls.stems}, response.body);
+  return {};  // Cache-Control stays no-store: the URLs are credentials
+}
+
+Result<void> SaveTrack(const Request& request, const Route& route, std::string_view trace_id, PipelineContext& context,
+                       Response& response) {
+  auto saved = AsCaller(request, route, trace_id, context, response, [&](const CheckedCaller& caller) {
+    if (!route.track_id) return Result<SaveOutcome>(Fail(TrackNotFound()));
+    return context.database.SaveTrack(caller, *route.track_id, trace_id);
+  });
+  if (!saved) return Fail(saved.error());
+  if (!saved->visible) return Fail(TrackNotFound());
+  // Visible yet no entry: neither the caller's own track nor in their library (only a share link
+  // can add someone else's), or a save that raced past every retry.
+  if (!saved->entry) return Fail(TrackNotFound());
+  RenderLibraryEntry(saved->entry->id, *route.track_id, saved->entry->source, saved->entry->created_at, response.body);
+  return {};
+}
+
+Result<void> UnsaveTrack(const Request& request, const Route& route, std::string_view trace_id,
+                         PipelineContext& context, Response& response) {
+  auto unsaved = AsCaller(request, route, trace_id, context, response, [&](const CheckedCaller& caller) {
+    if (!route.track_id) return Result<UnsaveOutcome>(Fail(TrackNotFound()));
+    return context.database.UnsaveTrack(caller, *route.track_id, trace_id);
+  });
+  if (!unsaved) return Fail(unsaved.error());
+  // The same answer whether the track was saved, never saved, or does not exist: idempotent,
+  // and nothing to learn about other people's tracks.
+  RenderAcknowledgement(*route.track_id, "Track removed from library.", response.body);
+  return {};
+}
+
+Result<void> DeleteTrack(const Request& request, const Route& route, std::string_view trace_id,
+                         PipelineContext& context, Response& response) {
+  auto deleted = AsCaller(request, route, trace_id, context, response, [&](const CheckedCaller& caller) {
+    if (!route.track_id) return Result<DeleteOutcome>(Fail(TrackNotFound()));
+    return context.database.DeleteTrack(caller, *route.track_id, trace_id);
+  });
+  if (!deleted) return Fail(deleted.error());
+  if (!deleted->visible) return Fail(TrackNotFound());
+  if (!deleted->creator) {
+    return Fail(ApiError{ErrorCode::kInsufficientPermissions, "Only the track's creator may delete it", {}, {}});
+  }
+  RenderAcknowledgement(*route.track_id, "Track deleted.", response.body);
+  return {};
 }
 
 // The host-only health check: healthy means a database round trip works from this worker.
@@ -111,14 +224,16 @@ Result<void> Ping(std::string_view trace_id, PipelineContext& context, Response&
 Result<void> Dispatch(const Request& request, std::string_view trace_id, PipelineContext& context, Response& response) {
   auto route = MatchRoute(request);
   if (!route) return Fail(route.error());
+  const bool deleting = request.method == "DELETE";
   switch (route->id) {
-    case RouteId::kListTracks: {
-      auto page = ListSavedTracks(request, *route, trace_id, context, response);
-      if (!page) return Fail(page.error());
-      response.rows = page->tracks->size();
-      RenderTrackPage(*page->tracks, page->limit, page->offset, response.body);
-      return {};
-    }
+    case RouteId::kListTracks:
+      return ListSavedTracks(request, *route, trace_id, context, response);
+    case RouteId::kTrack:
+      return deleting ? DeleteTrack(request, *route, trace_id, context, response)
+                      : GetTrack(request, *route, trace_id, context, response);
+    case RouteId::kTrackSave:
+      return deleting ? UnsaveTrack(request, *route, trace_id, context, response)
+                      : SaveTrack(request, *route, trace_id, context, response);
     case RouteId::kStatus: {
       bool prometheus = request.query.find("format=prometheus") != std::string_view::npos;
       if (prometheus) response.content_type = "text/plain; version=0.0.4; charset=utf-8";

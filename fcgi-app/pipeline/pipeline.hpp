@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "auth/auth_cache.hpp"
+#include "core/media_keys.hpp"
 #include "db/database.hpp"
 #include "http/request.hpp"
 #include "http/response.hpp"
@@ -25,6 +26,8 @@ struct PipelineContext {
   // reconnects); when it moves, the cache is flushed. nullptr: no listener.
   const std::atomic<uint64_t>* auth_generation = nullptr;
   uint64_t auth_generation_seen = 0;
+  // Signs the playback URLs of get-track (never null).
+  const MediaSigner* media_signer = nullptr;
 };
 
 // Fills `response` (its body buffer is reused across requests). Never throws for bad input.

@@ -61,7 +61,7 @@ int main(int argc, char** argv) {
   std::string error;
   auto pepper = ReadPepperFile(config->key_pepper_file, error);
   if (!pepper) return Fatal(error);
-  if (std::string bad = CheckConnectionStrings(*config); !bad.empty()) return Fatal(bad);
+  if (std::string bad = CheckConfigReferences(*config); !bad.empty()) return Fatal(bad);
   if (test_only) {
     std::fprintf(stderr, "music-api: configuration %s is valid\n", options.config_path.c_str());
     return 0;

@@ -13,6 +13,7 @@
 #include <stdexcept>
 
 #include "core/log.hpp"
+#include "core/media_keys.hpp"
 #include "core/secrets.hpp"
 #include "db/auth_listener.hpp"
 #include "server/worker.hpp"
@@ -166,7 +167,7 @@ void Master::Reload() {
   std::string error;
   std::optional<std::string> pepper;
   if (fresh) pepper = ReadPepperFile(fresh->key_pepper_file, error);
-  if (pepper) error = CheckConnectionStrings(*fresh);
+  if (pepper) error = CheckConfigReferences(*fresh);
   if (!fresh || !pepper || !error.empty()) {
     // A broken new configuration never replaces a working one.
     Log("error", "reload_rejected", {{"error", fresh ? error : fresh.error()}});
@@ -282,14 +283,15 @@ int Master::Run() {
 
 }  // namespace
 
-std::string CheckConnectionStrings(const Config& config) {
+std::string CheckConfigReferences(const Config& config) {
   try {
     HostList read(config.database, DatabaseSettingsFor(config).options);
     HostList write(config.WriteDatabase(), DatabaseSettingsFor(config).options);
-    return {};
   } catch (const std::invalid_argument& e) {
     return e.what();
   }
+  auto media_keys = ReadMediaKeyFile(config.media_keys_file);
+  return media_keys ? std::string() : media_keys.error();
 }
 
 int RunMaster(Config config, std::string pepper, ListenSocket socket, MasterOptions options) {

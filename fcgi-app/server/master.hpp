@@ -13,8 +13,9 @@ struct MasterOptions {
   std::vector<std::pair<std::string, std::string>> overrides;  // from command-line flags, kept across reloads
 };
 
-// libpq's verdict on the configured connection strings (a parse, no connection): the error, or "".
-std::string CheckConnectionStrings(const Config& config);
+// What the configuration points at, checked before it is used: the connection strings (libpq parses
+// them, no connection) and the media key file. The first problem, or "".
+std::string CheckConfigReferences(const Config& config);
 
 // Runs until SIGTERM/SIGINT; returns the process exit status.
 int RunMaster(Config config, std::string pepper, ListenSocket socket, MasterOptions options);

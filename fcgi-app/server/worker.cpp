@@ -16,6 +16,7 @@
 #include <stdexcept>
 
 #include "core/log.hpp"
+#include "core/media_keys.hpp"
 #include "core/secrets.hpp"
 #include "http/response.hpp"
 #include "pipeline/pipeline.hpp"
@@ -114,6 +115,14 @@ void RunWorker(const Config& config, const std::string& pepper, int listen_fd, S
     std::exit(1);  // a crash: the master backs off
   }
   Database& database = *database_holder;
+  // Read at each worker's start, so a reload after `music-admin media-key rotate` signs with the new key.
+  auto media_keys = ReadMediaKeyFile(config.media_keys_file);
+  if (!media_keys) {
+    Log("error", "media_keys_unreadable", {{"pid", pid}, {"error", media_keys.error()}});
+    std::exit(1);  // a crash: the master backs off
+  }
+  const MediaSigner media_signer{media_keys->current, *media_keys->Secret(media_keys->current),
+                                 config.media_url_ttl_seconds, config.media_base_url};
   database.Connect("worker_start");
   AuthCache auth_cache;
   PipelineContext context{
@@ -122,7 +131,9 @@ void RunWorker(const Config& config, const std::string& pepper, int listen_fd, S
       pepper,
       config.retry_after_seconds,
       [&stats](bool prometheus, std::string& out) { out = prometheus ? stats.RenderPrometheus() : stats.RenderJson(); },
-      &stats.auth_generation};
+      &stats.auth_generation,
+      0,
+      &media_signer};
   const int slot = stats.ClaimSlot(getpid());
   auto set_state = [&](WorkerState state) {
     if (slot >= 0) stats.slots[slot].state.store(static_cast<int32_t>(state), std::memory_order_relaxed);
@@ -156,9 +167,9 @@ void RunWorker(const Config& config, const std::string& pepper, int listen_fd, S
     // replaces it without counting a crash, and nginx answers its JSON 503.
     alarm(static_cast<unsigned>(config.RequestAlarmSeconds()));
     database.StartRequest(started + std::chrono::seconds(config.request_timeout_seconds));
-    Request request{Param(fcgi, "REQUEST_METHOD"),     Param(fcgi, "REQUEST_URI"),
-                    Param(fcgi, "QUERY_STRING"),       Param(fcgi, "HTTP_X_API_KEY"),
-                    Param(fcgi, "HTTP_AUTHORIZATION"), Param(fcgi, "MUSIC_API_INTERNAL")};
+    Request request{Param(fcgi, "REQUEST_METHOD"), Param(fcgi, "REQUEST_URI"),        Param(fcgi, "QUERY_STRING"),
+                    Param(fcgi, "HTTP_X_API_KEY"), Param(fcgi, "HTTP_AUTHORIZATION"), Param(fcgi, "HTTP_IF_NONE_MATCH"),
+                    Param(fcgi, "HTTP_HOST"),      Param(fcgi, "MUSIC_API_INTERNAL")};
     std::string trace_id = NewTraceId();
     try {
       Handle(request, trace_id, context, response);

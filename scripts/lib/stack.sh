@@ -28,7 +28,7 @@ need_packages() {
   # file: CPack's dpkg-shlibdeps; systemd: systemd-analyze and systemd-socket-activate (ops tests).
   local wanted=(build-essential cmake pkg-config libfcgi-dev libsoci-dev libpq-dev libboost-json1.81-dev
     libboost-test1.81-dev libssl-dev libsystemd-dev postgresql nginx openssl curl python3 ca-certificates
-    file systemd clang-format)
+    file systemd clang-format libnginx-mod-http-js sox libsox-fmt-base python3-jsonschema python3-yaml)
   local missing=() p
   for p in "${wanted[@]}" "$@"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -72,6 +72,8 @@ stack_paths() {
   API_PEPPER=$API_DIR/key-pepper
   API_LOG=$API_DIR/music-api.log
   API_PID=$API_DIR/music-api.pid
+  MEDIA_ROOT=$STACK/media
+  MEDIA_KEYS=$API_DIR/media-keys.json
   NGINX_DIR=$STACK/nginx
   NGINX_PID=$NGINX_DIR/nginx.pid
   DB_OWNER="host=$PG_RUN port=5432 dbname=music user=music_owner"
@@ -134,6 +136,12 @@ api_up() {
   mkdir -p "$API_DIR"
   chmod 755 "$API_DIR"
   [ -s "$API_PEPPER" ] || (umask 077 && openssl rand -base64 32 >"$API_PEPPER")
+  # Audio files: written by music-admin, read by nginx (as root it runs as nobody).
+  mkdir -p "$MEDIA_ROOT"
+  chmod 755 "$MEDIA_ROOT"
+  if [ ! -s "$MEDIA_KEYS" ]; then
+    "$bin/music-admin" media-key rotate --file "$MEDIA_KEYS" >/dev/null || die "music-admin media-key rotate failed"
+  fi
   # The FastCGI socket is for nginx alone: 0660, in nginx's group (as root nginx runs as nobody).
   local group_line=""
   [ "$(id -u)" -eq 0 ] && group_line="listen_group = nogroup"
@@ -148,8 +156,12 @@ key_pepper_file = $API_PEPPER
 request_timeout = 5
 retry_after = 2
 CONF
+  # Set only when asked (a binary from before playback, run by the side-by-side bench, refuses the key).
+  [ -n "${STACK_MEDIA_URL_TTL:-}" ] && echo "media_url_ttl = $STACK_MEDIA_URL_TTL" >>"$API_CONF"
   MUSIC_API_DB=$DB_OWNER "$bin/music-admin" migrate >/dev/null || die "music-admin migrate failed"
-  env -u MUSIC_API_DB -u MUSIC_API_PEPPER_FILE "$bin/music-api" --config "$API_CONF" >>"$API_LOG" 2>&1 &
+  # The media key file through the environment, which such a binary ignores.
+  MUSIC_API_MEDIA_KEYS_FILE=$MEDIA_KEYS env -u MUSIC_API_DB -u MUSIC_API_PEPPER_FILE \
+    "$bin/music-api" --config "$API_CONF" >>"$API_LOG" 2>&1 &
   echo $! >"$API_PID"
   local i
   for i in $(seq 1 100); do
@@ -206,10 +218,16 @@ nginx_up() {
   ln -sfn "$MUSIC_API_ROOT/nginx" "$NGINX_DIR/snippets/music-api"
   local user_line=""
   [ "$(id -u)" -eq 0 ] && user_line="user nobody nogroup;"
+  # The media files with this stack's key file and media root in place of the packaged paths.
+  sed "s#/etc/music-api/media-keys.json#$MEDIA_KEYS#" "$MUSIC_API_ROOT/nginx/music-api-media-http.conf" \
+    >"$NGINX_DIR/music-api-media-http.conf"
+  sed "s#alias /var/lib/music-api/media/;#alias $MEDIA_ROOT/;#" "$MUSIC_API_ROOT/nginx/music-api-media.conf" \
+    >"$NGINX_DIR/music-api-media.conf"
   cat >"$NGINX_DIR/nginx.conf" <<CONF
 # Written by scripts/lib/stack.sh: only the listener, paths, upstream and limits are local;
 # everything else is included from $MUSIC_API_ROOT/nginx/.
 $user_line
+load_module /usr/lib/nginx/modules/ngx_http_js_module.so;
 worker_processes ${NGINX_WORKERS:-2};
 pid $NGINX_PID;
 error_log $NGINX_DIR/error.log warn;
@@ -223,6 +241,7 @@ http {
     scgi_temp_path $NGINX_DIR/tmp-scgi;
     ${NGINX_EXTRA_HTTP:-}
     include $MUSIC_API_ROOT/nginx/music-api-http.conf;
+    include $NGINX_DIR/music-api-media-http.conf;
     $limits
     $upstream
     server {
@@ -233,6 +252,12 @@ http {
         include $MUSIC_API_ROOT/nginx/music-api-tls.conf;
         include $MUSIC_API_ROOT/nginx/music-api-errors.conf;
         include $MUSIC_API_ROOT/nginx/music-api-location.conf;
+        include $NGINX_DIR/music-api-media.conf;
+        # As in nginx/music-api-server.conf: anything else on this server is a JSON 404 too.
+        location / {
+            return 404;
+            error_page 404 = /_music_api/error/404;
+        }
     }
 }
 CONF
@@ -262,6 +287,8 @@ write_env_json() {
   "db_api": "$DB_API",
   "psql": "$(command -v psql)",
   "pepper_file": "$API_PEPPER",
+  "media_root": "$MEDIA_ROOT",
+  "media_keys_file": "$MEDIA_KEYS",
   "api_log": "$API_LOG",
   "api_conf": "$API_CONF",
   "api_pid_file": "$API_PID",

@@ -101,9 +101,12 @@ class RoutingTests(ApiTestCase):
         o = self.org
         paths = [
             "/v1/music/%s/other" % o,
-            "/v1/music/%s/tracks/extra" % o,
-            "/v1/music/%s/tracks/extra/" % o,
-            "/v1/music/%s/tracks/%s" % (o, self.t1),
+            # /tracks/{id} and /tracks/{id}/save are routes (test_tracks.py); deeper paths are not.
+            "/v1/music/%s/tracks/extra/more" % o,
+            "/v1/music/%s/tracks/%s/extra/" % (o, self.t1),
+            "/v1/music/%s/tracks/%s/save/x" % (o, self.t1),
+            "/v1/music/%s/tracks/%s/play" % (o, self.t1),
+            "/v1/music/%s/tracks//" % o,
             "/v1/music/%s/trackss" % o,
             "/v1/music/%s/Tracks" % o,
             "/v1/music/%s" % o,
@@ -111,7 +114,7 @@ class RoutingTests(ApiTestCase):
             "/v1/music/",
             "/v1/music/x/y/tracks",
             "/v1/music/org_x/other",
-            "/v1/music/org_x/tracks/extra",
+            "/v1/music/org_x/tracks/extra/more",
         ]
         for path in paths:
             for key in (None, self.key):

@@ -701,8 +701,12 @@ class ApiDbRoleTests(HostileCase):
         kid = sql_literal(key_id(self.revoked))
         before = self.listing_ids()
         statements = [
-            "INSERT INTO library_saves (user_id, track_id, org_id, mode, engine) "
-            "SELECT %s, id, org_id, mode, engine FROM tracks WHERE id = %s" % (u, t),
+            # The role may save and unsave (the routes' writes, sql/007_playback.sql) but never
+            # choose an entry's id or saved_at, nor write anything else.
+            "INSERT INTO library_saves (user_id, track_id, org_id, mode, engine, saved_at) "
+            "SELECT %s, id, org_id, mode, engine, now() FROM tracks WHERE id = %s" % (u, t),
+            "INSERT INTO library_saves (user_id, track_id, org_id, mode, engine, id) "
+            "SELECT %s, id, org_id, mode, engine, 'mlib_x' FROM tracks WHERE id = %s" % (u, t),
             "INSERT INTO memberships (user_id, org_id, capabilities) VALUES (%s, %s, "
             "ARRAY['USE_MUSIC_GENERATION'])" % (u, sql_literal(self.foreign)),
             "INSERT INTO api_keys (id, user_id, secret_hash) VALUES ('mk_aaaaaaaaaaaaaaaa', "
@@ -713,17 +717,17 @@ class ApiDbRoleTests(HostileCase):
             "UPDATE tracks SET title = 'pwned' WHERE org_id = %s" % o,
             "UPDATE library_saves SET saved_at = now() WHERE user_id = %s" % u,
             "UPDATE memberships SET capabilities = '{}' WHERE user_id = %s" % u,
-            "DELETE FROM library_saves WHERE user_id = %s" % u,
             "DELETE FROM collection_tracks WHERE collection_id = %s" % c,
             "DELETE FROM api_keys WHERE user_id = %s" % u,
             "DELETE FROM tracks WHERE org_id = %s" % o,
             "TRUNCATE library_saves",
             "TRUNCATE api_keys CASCADE",
-            "WITH gone AS (DELETE FROM library_saves WHERE user_id = %s RETURNING 1) "
+            "WITH gone AS (DELETE FROM api_keys WHERE user_id = %s RETURNING 1) "
             "SELECT count(*) FROM gone" % u,
+            "UPDATE tracks SET deleted_at = NULL, title = 'pwned' WHERE org_id = %s" % o,
             "SELECT * FROM library_saves WHERE user_id = %s FOR UPDATE" % u,
             "SELECT * FROM api_keys FOR SHARE",
-            "LOCK TABLE library_saves IN ACCESS EXCLUSIVE MODE",
+            "LOCK TABLE api_keys IN ACCESS EXCLUSIVE MODE",
             "COPY api_keys FROM STDIN",
         ]
         for sql in statements:

@@ -477,14 +477,30 @@ class DbRoleTests(AdminCase):
         _, owner, _ = psql(self.owner, "SELECT current_user")
         self.assertNotEqual(me.strip(), owner.strip())
 
-    def test_api_role_owns_nothing_and_can_only_select(self):
+    # The only writes the API's routes make (sql/007_playback.sql): save, unsave, soft delete.
+    ALLOWED_TABLE_WRITES = ["public.library_saves:DELETE"]
+    ALLOWED_COLUMN_WRITES = sorted(["library_saves.%s:INSERT" % c for c in
+                                    ("user_id", "track_id", "org_id", "mode", "engine", "source")]
+                                   + ["tracks.deleted_at:UPDATE"])
+
+    def test_api_role_owns_nothing_and_writes_only_what_the_routes_need(self):
         _, out, _ = psql(self.api, """
-            SELECT quote_ident(schemaname) || '.' || quote_ident(tablename)
-            FROM pg_tables WHERE schemaname !~ '^pg_' AND schemaname <> 'information_schema'
+            SELECT quote_ident(schemaname) || '.' || quote_ident(tablename) || ':' || p
+            FROM pg_tables, unnest(ARRAY['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES', 'TRIGGER']) p
+            WHERE schemaname !~ '^pg_' AND schemaname <> 'information_schema'
               AND (pg_has_role(current_user, tableowner, 'USAGE')
-                   OR has_table_privilege(quote_ident(schemaname) || '.' || quote_ident(tablename),
-                        'INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER'))""")
-        self.assertEqual(out.split(), [], "API role may write to these tables")
+                   OR has_table_privilege(quote_ident(schemaname) || '.' || quote_ident(tablename), p))
+            ORDER BY 1""")
+        self.assertEqual(out.split(), self.ALLOWED_TABLE_WRITES, "table-level writes of the API role")
+        _, out, _ = psql(self.api, """
+            SELECT c.relname || '.' || a.attname || ':' || p
+            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped,
+            unnest(ARRAY['INSERT', 'UPDATE', 'REFERENCES']) p
+            WHERE c.relkind IN ('r', 'p') AND """ + SYSTEM_SCHEMA_SQL + """
+              AND has_column_privilege(c.oid, a.attnum, p)
+            ORDER BY 1""")
+        self.assertEqual(out.split(), self.ALLOWED_COLUMN_WRITES, "column-level writes of the API role")
         _, out, _ = psql(self.api, """
             SELECT count(*) FROM pg_tables
             WHERE schemaname !~ '^pg_' AND schemaname <> 'information_schema'
@@ -501,13 +517,36 @@ class DbRoleTests(AdminCase):
     def test_api_role_dml_refused(self):
         for schema, table, col in self.tables:
             name = sql_ident(schema) + "." + sql_ident(table)
-            for sql in ("INSERT INTO %s DEFAULT VALUES" % name,
-                        "UPDATE %s SET %s = %s WHERE false" % (name, sql_ident(col),
-                                                               sql_ident(col)),
-                        "DELETE FROM %s WHERE false" % name):
+            statements = ["UPDATE %s SET %s = %s WHERE false" % (name, sql_ident(col), sql_ident(col)),
+                          "TRUNCATE %s" % name]
+            if table != "library_saves":  # the save's INSERT (defaults for the rest) and the unsave
+                statements += ["INSERT INTO %s DEFAULT VALUES" % name, "DELETE FROM %s WHERE false" % name]
+            for sql in statements:
                 with self.subTest(sql=sql):
                     # inside a transaction that is rolled back should the server ever allow it
                     self.api_refused("BEGIN; %s; ROLLBACK;" % sql)
+        # Within the allowed tables, every other column stays closed: no choosing an entry's id
+        # or saved_at, no editing a track or undeleting one's title.
+        for sql in ("INSERT INTO library_saves (user_id, track_id, org_id, mode, engine, id) "
+                    "SELECT 'u', 't', 'o', 'm', 'e', 'mlib_x' WHERE false",
+                    "INSERT INTO library_saves (user_id, track_id, org_id, mode, engine, saved_at) "
+                    "SELECT 'u', 't', 'o', 'm', 'e', now() WHERE false",
+                    "UPDATE library_saves SET saved_at = now() WHERE false",
+                    "UPDATE tracks SET title = 'x' WHERE false",
+                    "UPDATE tracks SET creator_user_id = NULL WHERE false",
+                    "DELETE FROM tracks WHERE false",
+                    "INSERT INTO track_media DEFAULT VALUES",
+                    "UPDATE collection_tracks SET saved_at = NULL WHERE false"):
+            with self.subTest(sql=sql):
+                self.api_refused("BEGIN; %s; ROLLBACK;" % sql)
+
+    def test_api_role_may_make_exactly_the_routes_writes(self):
+        for sql in ("INSERT INTO library_saves (user_id, track_id, org_id, mode, engine, source) "
+                    "SELECT 'u', 't', 'o', 'm', 'e', 'own' WHERE false",
+                    "DELETE FROM library_saves WHERE false",
+                    "UPDATE tracks SET deleted_at = now() WHERE false"):
+            with self.subTest(sql=sql):
+                psql(self.api, "BEGIN; %s; ROLLBACK;" % sql)
 
     def test_api_role_ddl_refused(self):
         for schema in self.schemas:

@@ -35,6 +35,8 @@ ITEM_KEYS = ["id", "title", "engine", "mode", "measured_duration_seconds", "inst
              "licence_class", "created_at", "playback_url", "stem_urls"]
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 CACHE_CONTROL = "private, no-store"
+# List pages may be kept and revalidated (ETag); everything else is never stored.
+LIST_CACHE_CONTROL = "private, no-cache"
 CAP = "USE_MUSIC_GENERATION"
 
 # Text that must never reach a client: SQL, driver and C++ internals.
@@ -93,6 +95,9 @@ def admin(*args, check=True, env_extra=None, with_db=True, with_pepper=True, tim
         env["MUSIC_API_DB"] = e["db_owner"]
     if with_pepper:
         env["MUSIC_API_PEPPER_FILE"] = e["pepper_file"]
+    if e.get("media_root"):
+        env["MUSIC_API_MEDIA_ROOT"] = e["media_root"]
+        env["MUSIC_API_MEDIA_KEYS_FILE"] = e["media_keys_file"]
     env.setdefault("PGCONNECT_TIMEOUT", "10")
     if env_extra:
         env.update(env_extra)
@@ -318,8 +323,15 @@ class World:
         return u, self.key(u)
 
     def track(self, org, engine="studio", mode="creation", title=None, duration=None,
-              instrumental=False, licence=None, created_at=None):
+              instrumental=False, licence=None, created_at=None, creator=None, audio=None,
+              stems=None):
         args = ["track", "create", org, "--engine", engine, "--mode", mode]
+        if creator is not None:
+            args += ["--creator", creator]
+        if audio is not None:
+            args += ["--audio", audio]
+        for name, path in (stems or {}).items():
+            args += ["--stem", "%s=%s" % (name, path)]
         if title is not None:
             args += ["--title", title]
         if duration is not None:
@@ -333,7 +345,8 @@ class World:
         t = admin_id(*args)
         self.track_info[t] = dict(org=org, engine=engine, mode=mode, title=title,
                                   duration=duration, instrumental=instrumental,
-                                  licence=licence or "unclear", created_at=created_at)
+                                  licence=licence or "unclear", created_at=created_at,
+                                  creator=creator)
         return t
 
     def save(self, org, user, track, saved_at=None):
@@ -375,15 +388,20 @@ class ApiTestCase(unittest.TestCase):
         r = self.get(tracks_path(org, query, slash), key)
         self.assertEqual(r.status, 200, "GET %s -> %d %r"
                          % (tracks_path(org, query, slash), r.status, r.body[:500]))
-        self.assert_common_headers(r)
+        self.assert_common_headers(r, LIST_CACHE_CONTROL)
         return r.json()
 
     def ids(self, org, key, query=None):
         return [i["id"] for i in self.listing(org, key, query)["items"]]
 
-    def assert_common_headers(self, r):
+    def assert_common_headers(self, r, cache_control=None):
+        """Content-Type, Cache-Control and X-Request-ID. Cache-Control by default: a list page
+        (the only answer with an ETag) may be kept and revalidated; nothing else is stored."""
+        if cache_control is None:
+            list_page = r.status in (200, 304) and "ETag" in r.headers
+            cache_control = LIST_CACHE_CONTROL if list_page else CACHE_CONTROL
         self.assertEqual(r.headers.get_all("Content-Type"), [JSON_CONTENT_TYPE], r.headers)
-        self.assertEqual(r.headers.get_all("Cache-Control"), [CACHE_CONTROL], r.headers)
+        self.assertEqual(r.headers.get_all("Cache-Control"), [cache_control], r.headers)
         rid = r.headers.get_all("X-Request-ID")
         self.assertEqual(len(rid), 1, r.headers)
         self.assertRegex(rid[0], REQUEST_ID_RE)

@@ -19,8 +19,10 @@ BOOST_AUTO_TEST_CASE(matches_the_listing_with_or_without_slash) {
 }
 
 BOOST_AUTO_TEST_CASE(other_paths_are_404_before_methods) {
-  for (std::string_view path : {"/v1/music/", "/v1/music/org_a", "/v1/music/org_a/other", "/v1/music//tracks",
-                                "/v1/music/org_a/tracks/x", "/v1/music/org_a/tracks//", "/v2/music/org_a/tracks"}) {
+  for (std::string_view path :
+       {"/v1/music/", "/v1/music/org_a", "/v1/music/org_a/other", "/v1/music//tracks", "/v1/music/org_a/tracks/x/other",
+        "/v1/music/org_a/tracks//", "/v1/music/org_a/tracks/mtrack_a/save/x", "/v1/music/org_a/tracks/mtrack_a//",
+        "/v1/music/org_a/tracksx", "/v2/music/org_a/tracks"}) {
     auto r = MatchRoute("POST", path);
     BOOST_REQUIRE(!r);
     BOOST_CHECK(r.error().code == ErrorCode::kResourceNotFound);
@@ -33,6 +35,35 @@ BOOST_AUTO_TEST_CASE(other_methods_are_405_with_the_rows_allow) {
     BOOST_REQUIRE(!r);
     BOOST_CHECK(r.error().code == ErrorCode::kMethodNotAllowed);
     BOOST_CHECK_EQUAL(r.error().allow, "GET, HEAD");
+  }
+}
+
+BOOST_AUTO_TEST_CASE(track_and_save_routes_carry_both_ids_and_their_own_allow) {
+  auto track = MatchRoute("GET", "/v1/music/org_a/tracks/mtrack_b");
+  BOOST_REQUIRE(track);
+  BOOST_CHECK(track->id == RouteId::kTrack);
+  BOOST_CHECK_EQUAL(*track->organization_id, "org_a");
+  BOOST_CHECK_EQUAL(*track->track_id, "mtrack_b");
+  BOOST_CHECK(MatchRoute("DELETE", "/v1/music/org_a/tracks/mtrack_b/")->id == RouteId::kTrack);
+  auto save = MatchRoute("POST", "/v1/music/org_a/tracks/mtrack_b/save");
+  BOOST_REQUIRE(save);
+  BOOST_CHECK(save->id == RouteId::kTrackSave);
+  BOOST_CHECK_EQUAL(*save->track_id, "mtrack_b");
+  BOOST_CHECK(MatchRoute("DELETE", "/v1/music/org_a/tracks/mtrack_b/save")->id == RouteId::kTrackSave);
+  auto put = MatchRoute("PUT", "/v1/music/org_a/tracks/mtrack_b");
+  BOOST_REQUIRE(!put);
+  BOOST_CHECK_EQUAL(put.error().allow, "GET, HEAD, DELETE");
+  BOOST_CHECK_EQUAL(put.error().SystemMessage(), "Allowed methods: GET, HEAD, DELETE");
+  auto get_save = MatchRoute("GET", "/v1/music/org_a/tracks/mtrack_b/save");
+  BOOST_REQUIRE(!get_save);
+  BOOST_CHECK_EQUAL(get_save.error().allow, "POST, DELETE");
+  // A malformed track id still routes (a 404 once the caller is known), like a malformed org.
+  for (std::string_view path :
+       {"/v1/music/org_a/tracks/x", "/v1/music/org_a/tracks/mtrack_%27", "/v1/music/org_a/tracks/mtrack_%zz/save"}) {
+    auto r = MatchRoute(path.ends_with("save") ? "POST" : "GET", path);
+    BOOST_REQUIRE(r);
+    BOOST_CHECK(!r->track_id);
+    BOOST_CHECK_EQUAL(*r->organization_id, "org_a");
   }
 }
 

@@ -1,0 +1,49 @@
+// music-api: the check of a signed playback URL, run by nginx (njs) before it serves a byte.
+// The workers sign PATH "\n" EXP "\n" KID with HMAC-SHA-256 under key KID of the shared key
+// file (core/media_keys.hpp); this accepts any key the file lists, so after a rotation URLs
+// signed with the previous key keep working until they expire.
+import crypto from 'crypto';
+
+// Exactly what the workers sign: /v1/media/TRACK_ID/FILE_NAME, with nothing encoded, no dot
+// segments, no empty segments (so no path that could leave the media root ever verifies).
+const MEDIA_PATH = /^\/v1\/media\/mtrack_[A-Za-z0-9_-]{1,64}\/[a-z0-9][a-z0-9_-]{0,40}\.[a-z0-9]{1,5}$/;
+const EXPIRES = /^[0-9]{1,12}$/;
+const SIGNATURE = /^[A-Za-z0-9_-]{43}$/;
+
+function sameText(a, b) {
+    // Constant time in the position of the first difference.
+    if (a.length !== b.length) return false;
+    let diff = 0;
+    for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
+    return diff === 0;
+}
+
+function single(value) {
+    return typeof value === 'string' ? value : null;  // a repeated argument is an array: refused
+}
+
+// "ok", "expired" (signed by a known key, but too late), or "denied" (anything else).
+function verdict(r) {
+    const raw = r.variables.request_uri;
+    const query = raw.indexOf('?');
+    const path = query < 0 ? raw : raw.substring(0, query);
+    if (!MEDIA_PATH.test(path) || path !== r.uri) return 'denied';
+    const exp = single(r.args.exp), kid = single(r.args.kid), sig = single(r.args.sig);
+    if (exp === null || kid === null || sig === null) return 'denied';
+    if (!EXPIRES.test(exp) || !SIGNATURE.test(sig)) return 'denied';
+    const keys = music_api_media_keys.keys;
+    if (!Object.prototype.hasOwnProperty.call(keys, kid)) return 'denied';
+    const expected = crypto.createHmac('sha256', keys[kid]).update(path + '\n' + exp + '\n' + kid).digest('base64url');
+    if (!sameText(expected, sig)) return 'denied';
+    if (Number(exp) <= Math.floor(Date.now() / 1000)) return 'expired';
+    return 'ok';
+}
+
+// Seconds the URL has left: how long the client may keep the bytes.
+function maxAge(r) {
+    const exp = Number(single(r.args.exp));
+    const left = exp - Math.floor(Date.now() / 1000);
+    return String(left > 0 ? left : 0);
+}
+
+export default { verdict, maxAge };
