@@ -16,6 +16,8 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.parse
+import urllib.request
 
 E = os.environ
 HTTP = "http://127.0.0.1:%s" % E["BENCH_HTTP_PORT"]
@@ -248,6 +250,42 @@ def cluster_vs_single():
     return 0
 
 
+def signed_media_path():
+    """A fresh signed playback URL from get-track, as a path on the plain-HTTP listener."""
+    org, _, key, _, track = next(line.rstrip("\n").split("\t") for line in open(E["BENCH_TRACK_KEYS"])
+                                 if not line.startswith("#"))
+    req = urllib.request.Request("%s/v1/music/%s/tracks/%s" % (HTTP, org, track), headers={"X-API-Key": key})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        url = json.load(r)["playback_url"]
+    parts = urllib.parse.urlsplit(url)
+    return parts.path + "?" + parts.query
+
+
+def playback(results, ceiling):
+    """S5, get-track (a signed URL minted per request) beside S1; then the same audio file through
+    the signed /v1/media/ location (njs HMAC check) and as plain static, rounds alternated."""
+    rounds = [measured_round(HTTP, "/v1/music/{org}/tracks/{track}", keys=E["BENCH_TRACK_KEYS"]) for _ in range(2)]
+    m = median_of(rounds)
+    m["ratio"] = m["rps"] / ceiling
+    m["ratio_to_S1"] = m["rps"] / results["scenarios"]["S1"]["rps"]
+    results["scenarios"]["S5"] = m
+    print("S5 get-track rps=%.0f ratio=%.2f vs_S1=%.2f p50_ms=%.2f p99_ms=%.2f api_cpu_ms=%.3f pg_cpu_ms=%.3f "
+          "non_2xx=%d" % (m["rps"], m["ratio"], m["ratio_to_S1"], m["p50_ms"], m["p99_ms"], m["api_cpu_ms"],
+                          m["pg_cpu_ms"], m["non_2xx"]), flush=True)
+    signed = signed_media_path()
+    static = "/ceiling/media/" + signed.split("?")[0][len("/v1/media/"):]
+    signed_rounds, static_rounds = [], []
+    for _ in range(2):
+        static_rounds.append(wrk(HTTP, static))
+        signed_rounds.append(wrk(HTTP, signed))
+    media = {"signed": median_of(signed_rounds), "static": median_of(static_rounds)}
+    media["ratio"] = media["signed"]["rps"] / media["static"]["rps"]
+    results["media"] = media
+    print("media signed rps=%.0f static rps=%.0f ratio=%.2f p99_ms signed=%.2f static=%.2f non_2xx=%d"
+          % (media["signed"]["rps"], media["static"]["rps"], media["ratio"], media["signed"]["p99_ms"],
+             media["static"]["p99_ms"], media["signed"]["non_2xx"] + media["static"]["non_2xx"]), flush=True)
+
+
 def main():
     if E.get("BENCH_CLUSTER_TLS_PORT"):
         return cluster_vs_single()
@@ -276,6 +314,9 @@ def main():
               "non_2xx=%d" % (name, m["rps"], m["ratio"], m["p50_ms"], m["p99_ms"], m["api_cpu_ms"],
                               m["pg_cpu_ms"], m["nginx_cpu_ms"], m["non_2xx"]), flush=True)
 
+    if E.get("BENCH_TRACK_KEYS"):
+        playback(results, ceiling)
+
     tls = measured_round(HTTPS, SCENARIOS[0][1])
     results["tls_S1"] = tls
     print("S1 over TLS rps=%.0f p99_ms=%.2f" % (tls["rps"], tls["p99_ms"]), flush=True)
@@ -302,7 +343,10 @@ def main():
         m = results["scenarios"][name]
         print("%s rps=%.0f ceiling_rps=%.0f ratio=%.2f p99_ms=%.2f pg_cpu_ms=%.3f"
               % (name, m["rps"], ceiling, m["ratio"], m["p99_ms"], m["pg_cpu_ms"]))
+    if "media" in results:
+        print("media signed/static ratio=%.2f" % results["media"]["ratio"])
     failed = sum(m["non_2xx"] for m in results["scenarios"].values())
+    failed += sum(r["non_2xx"] for r in results.get("media", {}).values() if isinstance(r, dict))
     if failed:
         print("warning: %d non-2xx responses during the scenarios" % failed, file=sys.stderr)
         return 1

@@ -1,14 +1,15 @@
--- wrk script: rotate API keys (and each user's collection) across requests.
--- BENCH_KEYS: the file `music-admin seed --keys-file` wrote (org, user, key, collection per line).
--- BENCH_PATH: the request path; {org} and {collection} are replaced per key.
+-- wrk script: rotate API keys (and each user's collection and saved track) across requests.
+-- BENCH_KEYS: the file `music-admin seed --keys-file` wrote (org, user, key, collection per line),
+-- or bench/run's copy with a fifth column, a track that user saved.
+-- BENCH_PATH: the request path; {org}, {collection} and {track} are replaced per key.
 local keys, paths = {}, {}
 local template = os.getenv("BENCH_PATH")
 for line in io.lines(os.getenv("BENCH_KEYS")) do
   if line:sub(1, 1) ~= "#" then
-    local org, _, key, collection = line:match("^([^\t]*)\t([^\t]*)\t([^\t]*)\t?([^\t]*)$")
+    local org, _, key, collection, track = line:match("^([^\t]*)\t([^\t]*)\t([^\t]*)\t?([^\t]*)\t?([^\t]*)$")
     if key then
       keys[#keys + 1] = key
-      local path = template:gsub("{org}", org):gsub("{collection}", collection)
+      local path = template:gsub("{org}", org):gsub("{collection}", collection):gsub("{track}", track)
       paths[#paths + 1] = path
     end
   end

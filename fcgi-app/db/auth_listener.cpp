@@ -77,6 +77,9 @@ bool DrainNotifications(PGconn* conn) {
 // Serves one connection until it fails; the reason.
 std::string Serve(PGconn* conn, const std::function<void()>& changed) {
   if (std::string error = Exec(conn, "SET application_name = 'music-api-auth'"); !error.empty()) return error;
+  // The heartbeat measures the replicas' lag: it must never wait for them (synchronous replicas,
+  // docs/scaling.md), or a slow replica would stop the very commits that show it is slow.
+  if (std::string error = Exec(conn, "SET synchronous_commit = local"); !error.empty()) return error;
   if (std::string error = Exec(conn, sql::kListenAuthChanges); !error.empty()) return "LISTEN: " + error;
   changed();
   Log("info", "auth_listener_connected",

@@ -32,6 +32,10 @@ cluster_paths() {
   CL_SECRETS=$CLUSTER/secrets
   CL_PGPASS=$CL_SECRETS/pgpass
   CL_PEPPER=$CLUSTER/api/key-pepper
+  # One media root and key file for every app host and the cluster's nginx (on real hosts: the
+  # same file on each, and the media on shared storage or synced to each nginx host).
+  MEDIA_KEYS=$CLUSTER/api/media-keys.json
+  MEDIA_ROOT=$CLUSTER/media
   CL_DEMO=$CLUSTER/demo.env
   NGINX_DIR=$CLUSTER/nginx
   NGINX_PID=$NGINX_DIR/nginx.pid
@@ -195,6 +199,11 @@ bootstrap:
     loop_wait: 2
     retry_timeout: 5
     maximum_lag_on_failover: 1048576
+    # Read-your-writes: every replica is synchronous, and the API's writes commit with
+    # synchronous_commit = remote_apply, so a save is visible on every streaming replica before
+    # the API answers it (docs/scaling.md). Patroni drops a dead replica from the set (not strict).
+    synchronous_mode: true
+    synchronous_node_count: $(( ${#CLUSTER_NODES[@]} - 1 ))
     postgresql:
       # A failed primary rejoins as a replica by rewinding, instead of needing a new base backup.
       use_pg_rewind: true
@@ -296,7 +305,8 @@ import json, sys
 members = json.loads(sys.argv[1]).get("members", [])
 want = int(sys.argv[2])
 leaders = [m for m in members if m.get("role") in ("leader", "master") and m.get("state") == "running"]
-replicas = [m for m in members if m.get("role") == "replica" and m.get("state") in ("running", "streaming")
+# synchronous_mode: healthy means every replica is back in the synchronous set (read-your-writes).
+replicas = [m for m in members if m.get("role") == "sync_standby" and m.get("state") in ("running", "streaming")
             and isinstance(m.get("lag"), int) and m["lag"] < 1048576]
 sys.exit(0 if len(members) == want and len(leaders) == 1 and len(replicas) == want - 1 else 1)
 ' "$state" "${#CLUSTER_NODES[@]}"
@@ -362,8 +372,8 @@ supports_key() {
   probe=$(mktemp)
   printf 'database = dbname=x\n%s = %s\nkey_pepper_file = %s\n' "$2" "$3" "$CL_PEPPER" >"$probe"
   local rc=0
-  env -u MUSIC_API_DB -u MUSIC_API_DB_WRITE -u MUSIC_API_PEPPER_FILE "$bin/music-api" --config "$probe" --test \
-    >/dev/null 2>&1 || rc=$?
+  MUSIC_API_MEDIA_KEYS_FILE=$MEDIA_KEYS env -u MUSIC_API_DB -u MUSIC_API_DB_WRITE -u MUSIC_API_PEPPER_FILE \
+    "$bin/music-api" --config "$probe" --test >/dev/null 2>&1 || rc=$?
   rm -f "$probe"
   return "$rc"
 }
@@ -400,8 +410,9 @@ app_up() {
   dir=$(app_dir "$n")
   mkdir -p "$dir"
   (umask 077 && api_conf "$n" "$bin" >"$dir/music-api.conf")
-  env -u MUSIC_API_DB -u MUSIC_API_DB_WRITE -u MUSIC_API_PEPPER_FILE "$bin/music-api" --config "$dir/music-api.conf" \
-    </dev/null >>"$dir/music-api.log" 2>&1 &
+  # The media key file through the environment (a binary from before playback ignores it).
+  MUSIC_API_MEDIA_KEYS_FILE=$MEDIA_KEYS env -u MUSIC_API_DB -u MUSIC_API_DB_WRITE -u MUSIC_API_PEPPER_FILE \
+    "$bin/music-api" --config "$dir/music-api.conf" </dev/null >>"$dir/music-api.log" 2>&1 &
   echo $! >"$dir/music-api.pid"
   disown $!
   local i
@@ -449,6 +460,8 @@ cluster_env_json() {
   "db_super_primary": "$DB_SUPER_PRIMARY",
   "psql": "$(command -v psql)",
   "pepper_file": "$CL_PEPPER",
+  "media_root": "$MEDIA_ROOT",
+  "media_keys_file": "$MEDIA_KEYS",
   "api_conf": "$(app_dir 1)/music-api.conf",
   "api_log": "$(app_dir 1)/music-api.log",
   "nginx_dir": "$NGINX_DIR",
@@ -482,6 +495,9 @@ cluster_up() {
   cluster_wait_healthy 180
   cluster_roles
   cluster_migrate "$bin"
+  mkdir -p "$MEDIA_ROOT"
+  chmod 755 "$MEDIA_ROOT"
+  media_keys_init "$bin" "$MEDIA_KEYS"
   for n in "${CLUSTER_HOSTS[@]}"; do app_up "$n" "$bin"; done
   cluster_nginx_up "$port"
   cluster_env_json "$port" "$bin"

@@ -130,6 +130,19 @@ pg_down() {
   as_pg_user "$(pg_bin)/pg_ctl" -D "$PG_DATA" -m fast -w stop >/dev/null 2>&1 || true
 }
 
+# media_keys_init BIN FILE: the playback-URL signing keys, made once by music-admin. A binary from
+# before playback (the side-by-side bench's old one) has no such command: then a key file of the
+# same form, so nginx's njs still loads one.
+media_keys_init() {
+  local bin=$1 file=$2
+  [ -s "$file" ] && return 0
+  if "$bin/music-admin" --help 2>/dev/null | grep -q 'media-key rotate'; then
+    "$bin/music-admin" media-key rotate --file "$file" >/dev/null || die "music-admin media-key rotate failed"
+  else
+    (umask 027 && printf '{"current":"k0","keys":{"k0":"%s"}}\n' "$(openssl rand -hex 24)" >"$file")
+  fi
+}
+
 # api_up BIN_DIR [WORKERS]: migrates, then starts the worker pool in the background.
 api_up() {
   local bin=$1 workers=${2:-4}
@@ -139,9 +152,7 @@ api_up() {
   # Audio files: written by music-admin, read by nginx (as root it runs as nobody).
   mkdir -p "$MEDIA_ROOT"
   chmod 755 "$MEDIA_ROOT"
-  if [ ! -s "$MEDIA_KEYS" ]; then
-    "$bin/music-admin" media-key rotate --file "$MEDIA_KEYS" >/dev/null || die "music-admin media-key rotate failed"
-  fi
+  media_keys_init "$bin" "$MEDIA_KEYS"
   # The FastCGI socket is for nginx alone: 0660, in nginx's group (as root nginx runs as nobody).
   local group_line=""
   [ "$(id -u)" -eq 0 ] && group_line="listen_group = nogroup"
@@ -194,6 +205,16 @@ stop_pid_file() {
 
 api_down() { stop_pid_file "$API_PID" music-api; }
 
+# nginx_media_files: the media files in NGINX_DIR, with this stack's key file and media root in
+# place of the packaged paths (/etc/music-api/media-keys.json, /var/lib/music-api/media/).
+nginx_media_files() {
+  mkdir -p "$NGINX_DIR"
+  sed "s#/etc/music-api/media-keys.json#$MEDIA_KEYS#" "$MUSIC_API_ROOT/nginx/music-api-media-http.conf" \
+    >"$NGINX_DIR/music-api-media-http.conf"
+  sed "s#alias /var/lib/music-api/media/;#alias $MEDIA_ROOT/;#" "$MUSIC_API_ROOT/nginx/music-api-media.conf" \
+    >"$NGINX_DIR/music-api-media.conf"
+}
+
 # nginx_up PORT: the repo's nginx files, included as they are, behind a generated top-level conf.
 # The cluster and the bench reuse it with their own upstream, limits and tuning:
 #   NGINX_UPSTREAM  http{}-level upstream lines (default: this stack's unix socket, and the
@@ -218,11 +239,7 @@ nginx_up() {
   ln -sfn "$MUSIC_API_ROOT/nginx" "$NGINX_DIR/snippets/music-api"
   local user_line=""
   [ "$(id -u)" -eq 0 ] && user_line="user nobody nogroup;"
-  # The media files with this stack's key file and media root in place of the packaged paths.
-  sed "s#/etc/music-api/media-keys.json#$MEDIA_KEYS#" "$MUSIC_API_ROOT/nginx/music-api-media-http.conf" \
-    >"$NGINX_DIR/music-api-media-http.conf"
-  sed "s#alias /var/lib/music-api/media/;#alias $MEDIA_ROOT/;#" "$MUSIC_API_ROOT/nginx/music-api-media.conf" \
-    >"$NGINX_DIR/music-api-media.conf"
+  nginx_media_files
   cat >"$NGINX_DIR/nginx.conf" <<CONF
 # Written by scripts/lib/stack.sh: only the listener, paths, upstream and limits are local;
 # everything else is included from $MUSIC_API_ROOT/nginx/.

@@ -88,7 +88,7 @@ def node_index(name):
 
 
 def replicas():
-    return [m["name"] for m in members() if m.get("role") == "replica"]
+    return [m["name"] for m in members() if m.get("role") in ("replica", "sync_standby")]
 
 
 def wait_healthy(timeout=90):
@@ -542,6 +542,47 @@ class ClusterFaults(unittest.TestCase):
         self.assertEqual(late, [], "a 200 for a revoked key later than max_replica_lag + 1 s")
         self.assertTrue(any(s == 401 for _, s in seen), seen[-5:])
         self.assertEqual(f["failed"], 0, f)
+
+    # F5 ------------------------------------------------------------------------------------
+    def test_f5_read_your_writes_on_every_host(self):
+        """A save through nginx, then at once a get and a list on every app host directly (each
+        reads from its own replica when it can): the save is there, and the unsave is gone."""
+        user, key = self.fx.world.principal(self.fx.org)
+        tracks = [self.fx.world.track(self.fx.org, creator=user) for _ in range(6)]
+        wait_replayed()
+        hosts = env()["hosts"]
+        missed = []
+        for track in tracks:
+            r = musicapi.request("POST", "/v1/music/%s/tracks/%s/save" % (self.fx.org, track), key_headers(key))
+            self.assertEqual(r.status, 200, r.body[:300])
+            for h in hosts:
+                got = fcgi(h["addr"], "GET", "/v1/music/%s/tracks" % self.fx.org, "limit=1", key)
+                if got[0] != 200 or json.loads(got[1])["items"][0]["id"] != track:
+                    missed.append(("list after save", h["n"], track, got[0]))
+                status, _ = fcgi(h["addr"], "GET", "/v1/music/%s/tracks/%s" % (self.fx.org, track), "", key)
+                if status != 200:
+                    missed.append(("get after save", h["n"], track, status))
+            r = musicapi.request("DELETE", "/v1/music/%s/tracks/%s/save" % (self.fx.org, track), key_headers(key))
+            self.assertEqual(r.status, 200, r.body[:300])
+            for h in hosts:
+                got = fcgi(h["addr"], "GET", "/v1/music/%s/tracks" % self.fx.org, "limit=100", key)
+                if got[0] != 200 or track in [i["id"] for i in json.loads(got[1])["items"]]:
+                    missed.append(("list after unsave", h["n"], track, got[0]))
+        say("F5: %d saves and unsaves, each read back at once on %d app hosts: %d missed"
+            % (len(tracks), len(hosts), len(missed)))
+        self.assertEqual(missed, [])
+
+
+def fcgi(addr, method, path, query, key):
+    """One FastCGI request straight to an app host (no nginx, so no balancing): (status, body)."""
+    e = dict(os.environ, REQUEST_METHOD=method, REQUEST_URI=path + ("?" + query if query else ""),
+             QUERY_STRING=query, HTTP_X_API_KEY=key, SERVER_PROTOCOL="HTTP/1.1")
+    port = env().get("app_port", 9000)
+    p = subprocess.run(["cgi-fcgi", "-bind", "-connect", "%s:%s" % (addr, port)], env=e, capture_output=True,
+                       timeout=20)
+    head, _, body = p.stdout.partition(b"\r\n\r\n")
+    status = int(head.split(b"\r\n")[0].split()[1]) if head.startswith(b"Status:") else 0
+    return status, body.decode("utf-8", "replace")
 
 
 if __name__ == "__main__":

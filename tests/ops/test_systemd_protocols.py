@@ -32,7 +32,8 @@ class NotifyProtocolTests(unittest.TestCase):
         with open(self.conf, "w") as f:
             f.write("listen = %s/fcgi.sock\nworkers = 2\nkey_pepper_file = %s/pepper\n"
                     "database = host=%s/nowhere dbname=none connect_timeout=1\n" % (self.dir, self.dir, self.dir))
-        env = dict(os.environ, NOTIFY_SOCKET=self.notify_path, WATCHDOG_USEC="400000")
+        env = dict(os.environ, NOTIFY_SOCKET=self.notify_path, WATCHDOG_USEC="400000",
+                   MUSIC_API_MEDIA_KEYS_FILE=m.load_env()["media_keys_file"])
         env.pop("MUSIC_API_DB", None)
         env.pop("MUSIC_API_PEPPER_FILE", None)
         self.log = open(os.path.join(self.dir, "music-api.log"), "w")
@@ -81,7 +82,8 @@ class SocketActivationTests(unittest.TestCase):
         conf = os.path.join(d, "music-api.conf")
         with open(conf, "w") as f:
             f.write("listen = %s/configured.sock\nworkers = 1\nkey_pepper_file = %s/pepper\n"
-                    "database = host=%s/nowhere dbname=none connect_timeout=1\n" % (d, d, d))
+                    "database = host=%s/nowhere dbname=none connect_timeout=1\nmedia_keys_file = %s\n"
+                    % (d, d, d, m.load_env()["media_keys_file"]))
         activated = os.path.join(d, "activated.sock")
         log = open(os.path.join(d, "music-api.log"), "w")
         env = {k: v for k, v in os.environ.items() if not k.startswith("MUSIC_API_")}

@@ -34,6 +34,8 @@ def api_environment():
     e = dict(os.environ)
     e.pop("MUSIC_API_DB", None)
     e.pop("MUSIC_API_PEPPER_FILE", None)
+    # The stack's signing keys, as scripts/lib/stack.sh passes them (its config does not name them).
+    e["MUSIC_API_MEDIA_KEYS_FILE"] = load_env()["media_keys_file"]
     return e
 
 
