@@ -50,6 +50,7 @@ bench_cluster_nginx() {
   nginx_down
   NGINX_UPSTREAM="include $MUSIC_API_ROOT/nginx/music-api-upstream-cluster.conf;" \
     NGINX_LIMITS="limit_req_zone \$binary_remote_addr zone=music_api:10m rate=10000000r/s;
-    limit_req_zone \$binary_remote_addr zone=music_api_addr:10m rate=10000000r/s;" \
+    limit_req_zone \$binary_remote_addr zone=music_api_addr:10m rate=10000000r/s;
+    limit_req_zone \$binary_remote_addr zone=music_api_share:10m rate=10000000r/s;" \
     NGINX_WORKERS=auto NGINX_CONNECTIONS=4096 NGINX_ACCESS_LOG=off nginx_up "$1"
 }

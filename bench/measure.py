@@ -88,8 +88,8 @@ def to_ms(text):
     return float(m.group(1)) * UNITS[m.group(2)]
 
 
-def wrk(url, path, connections=CONNECTIONS, duration=DURATION, keys=None, threads=2):
-    env = dict(os.environ, BENCH_PATH=path, BENCH_KEYS=keys or E["BENCH_KEYS"])
+def wrk(url, path, connections=CONNECTIONS, duration=DURATION, keys=None, threads=2, byte_range=""):
+    env = dict(os.environ, BENCH_PATH=path, BENCH_KEYS=keys or E["BENCH_KEYS"], BENCH_RANGE=byte_range)
     cmd = ["wrk", "-t%d" % min(threads, connections), "-c%d" % connections, "-d%ds" % duration,
            "--latency", "-s", LUA, url]
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=duration + 60).stdout
@@ -250,13 +250,15 @@ def cluster_vs_single():
     return 0
 
 
-def signed_media_path():
-    """A fresh signed playback URL from get-track, as a path on the plain-HTTP listener."""
+def signed_media_path(file_name):
+    """A fresh signed URL from get-track (the master, or the stem `clip`), as a path on the
+    plain-HTTP listener."""
     org, _, key, _, track = next(line.rstrip("\n").split("\t") for line in open(E["BENCH_TRACK_KEYS"])
                                  if not line.startswith("#"))
     req = urllib.request.Request("%s/v1/music/%s/tracks/%s" % (HTTP, org, track), headers={"X-API-Key": key})
     with urllib.request.urlopen(req, timeout=10) as r:
-        url = json.load(r)["playback_url"]
+        track = json.load(r)
+    url = track["playback_url"] if file_name == "master.ogg" else track["stem_urls"]["clip"]
     parts = urllib.parse.urlsplit(url)
     return parts.path + "?" + parts.query
 
@@ -272,18 +274,23 @@ def playback(results, ceiling):
     print("S5 get-track rps=%.0f ratio=%.2f vs_S1=%.2f p50_ms=%.2f p99_ms=%.2f api_cpu_ms=%.3f pg_cpu_ms=%.3f "
           "non_2xx=%d" % (m["rps"], m["ratio"], m["ratio_to_S1"], m["p50_ms"], m["p99_ms"], m["api_cpu_ms"],
                           m["pg_cpu_ms"], m["non_2xx"]), flush=True)
-    signed = signed_media_path()
-    static = "/ceiling/media/" + signed.split("?")[0][len("/v1/media/"):]
-    signed_rounds, static_rounds = [], []
-    for _ in range(2):
-        static_rounds.append(wrk(HTTP, static))
-        signed_rounds.append(wrk(HTTP, signed))
-    media = {"signed": median_of(signed_rounds), "static": median_of(static_rounds)}
-    media["ratio"] = media["signed"]["rps"] / media["static"]["rps"]
-    results["media"] = media
-    print("media signed rps=%.0f static rps=%.0f ratio=%.2f p99_ms signed=%.2f static=%.2f non_2xx=%d"
-          % (media["signed"]["rps"], media["static"]["rps"], media["ratio"], media["signed"]["p99_ms"],
-             media["static"]["p99_ms"], media["signed"]["non_2xx"] + media["static"]["non_2xx"]), flush=True)
+    # A short clip whole (per-request cost shows most), a 3-minute track whole, and a player's
+    # 64 KiB range of it: static and signed rounds alternated for each.
+    results["media"] = {}
+    for label, file_name, byte_range in (("clip_40k", "clip.ogg", ""), ("track_3min", "master.ogg", ""),
+                                         ("track_range_64k", "master.ogg", "bytes=0-65535")):
+        signed = signed_media_path(file_name)
+        static = "/ceiling/media/" + signed.split("?")[0][len("/v1/media/"):]
+        signed_rounds, static_rounds = [], []
+        for _ in range(2):
+            static_rounds.append(wrk(HTTP, static, byte_range=byte_range))
+            signed_rounds.append(wrk(HTTP, signed, byte_range=byte_range))
+        media = {"signed": median_of(signed_rounds), "static": median_of(static_rounds)}
+        media["ratio"] = media["signed"]["rps"] / media["static"]["rps"]
+        results["media"][label] = media
+        print("media %-15s signed rps=%.0f static rps=%.0f ratio=%.2f p99_ms signed=%.2f static=%.2f non_2xx=%d"
+              % (label, media["signed"]["rps"], media["static"]["rps"], media["ratio"], media["signed"]["p99_ms"],
+                 media["static"]["p99_ms"], media["signed"]["non_2xx"] + media["static"]["non_2xx"]), flush=True)
 
 
 def main():
@@ -343,10 +350,10 @@ def main():
         m = results["scenarios"][name]
         print("%s rps=%.0f ceiling_rps=%.0f ratio=%.2f p99_ms=%.2f pg_cpu_ms=%.3f"
               % (name, m["rps"], ceiling, m["ratio"], m["p99_ms"], m["pg_cpu_ms"]))
-    if "media" in results:
-        print("media signed/static ratio=%.2f" % results["media"]["ratio"])
+    for label, media in results.get("media", {}).items():
+        print("media %s signed/static ratio=%.2f" % (label, media["ratio"]))
     failed = sum(m["non_2xx"] for m in results["scenarios"].values())
-    failed += sum(r["non_2xx"] for r in results.get("media", {}).values() if isinstance(r, dict))
+    failed += sum(m[side]["non_2xx"] for m in results.get("media", {}).values() for side in ("signed", "static"))
     if failed:
         print("warning: %d non-2xx responses during the scenarios" % failed, file=sys.stderr)
         return 1

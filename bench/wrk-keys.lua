@@ -21,8 +21,12 @@ end
 function init(args)
   n = tonumber(offset) or 0
 end
+-- BENCH_RANGE (optional): a Range header for every request, e.g. "bytes=0-65535" (a player's chunk).
+local range = os.getenv("BENCH_RANGE")
 function request()
   n = n + 1
   local i = (n % #keys) + 1
-  return wrk.format("GET", paths[i], { ["X-API-Key"] = keys[i] })
+  local headers = { ["X-API-Key"] = keys[i] }
+  if range and range ~= "" then headers["Range"] = range end
+  return wrk.format("GET", paths[i], headers)
 end

@@ -22,7 +22,8 @@ function single(value) {
     return typeof value === 'string' ? value : null;  // a repeated argument is an array: refused
 }
 
-// "ok", "expired" (signed by a known key, but too late), or "denied" (anything else).
+// "ok", "expired" (signed by a known key, but too late), or "denied" (anything else). On "ok" it
+// also sets $music_api_media_max_age, the seconds the URL has left (one njs call per request).
 function verdict(r) {
     const raw = r.variables.request_uri;
     const query = raw.indexOf('?');
@@ -35,15 +36,10 @@ function verdict(r) {
     if (!Object.prototype.hasOwnProperty.call(keys, kid)) return 'denied';
     const expected = crypto.createHmac('sha256', keys[kid]).update(path + '\n' + exp + '\n' + kid).digest('base64url');
     if (!sameText(expected, sig)) return 'denied';
-    if (Number(exp) <= Math.floor(Date.now() / 1000)) return 'expired';
+    const left = Number(exp) - Math.floor(Date.now() / 1000);
+    if (left <= 0) return 'expired';
+    r.variables.music_api_media_max_age = String(left);
     return 'ok';
 }
 
-// Seconds the URL has left: how long the client may keep the bytes.
-function maxAge(r) {
-    const exp = Number(single(r.args.exp));
-    const left = exp - Math.floor(Date.now() / 1000);
-    return String(left > 0 ? left : 0);
-}
-
-export default { verdict, maxAge };
+export default { verdict };

@@ -35,6 +35,7 @@ int Check(Context& context) {
   const Copy copies[] = {
       {"collection entries' copy of the owner's saved_at (004_collection_saved_at.sql)", sa::kDriftCollectionSavedAt},
       {"library saves' copy of the track's org, mode and engine (001_schema.sql)", sa::kDriftSaveModeEngine},
+      {"collection entries' positions, 0 to n-1 (008_collections_shares.sql)", sa::kDriftCollectionPositions},
   };
   bool drift = false;
   for (const Copy& copy : copies) {

@@ -62,6 +62,7 @@ int LibrarySave(Context& context);
 int LibraryUnsave(Context& context);
 int CollectionCreate(Context& context);
 int CollectionAdd(Context& context);
+int ShareRevoke(Context& context);
 int Seed(Context& context);
 int Check(Context& context);
 int Explain(Context& context);

@@ -260,7 +260,22 @@ int CollectionAdd(Context& context) {
   if (RequireTrackOrganization(session, track) != org) {
     throw UsageError("track " + track + " is not in the collection's organization " + org);
   }
+  // The lock first, in its own statement, so the position counts every entry committed before it.
+  soci::transaction transaction(session);
+  long long locked = 0;
+  session << sa::kCollectionLock, soci::use(collection, "collection"), soci::into(locked);
   session << sa::kCollectionAdd, soci::use(track, "track"), soci::use(collection, "collection");
+  transaction.commit();
+  return 0;
+}
+
+int ShareRevoke(Context& context) {
+  context.args.ExpectPositional(1, "share revoke SHARE_ID");
+  std::string id = context.args.At(0, "SHARE_ID");
+  RequireId(id, "mslink_", "share link");
+  soci::statement revoke = (context.Session().prepare << sa::kRevokeShare, soci::use(id, "id"));
+  revoke.execute(true);
+  if (revoke.get_affected_rows() == 0) throw UsageError("no such share link: " + id);
   return 0;
 }
 

@@ -73,7 +73,9 @@ void RequireStemName(const std::string& name) {
     char c = name[i];
     ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (i > 0 && (c == '_' || c == '-'));
   }
-  if (!ok) throw UsageError("stem name '" + name + "' must be 1-32 of [a-z0-9_-], starting with a letter or digit, not 'master'");
+  if (!ok)
+    throw UsageError("stem name '" + name +
+                     "' must be 1-32 of [a-z0-9_-], starting with a letter or digit, not 'master'");
 }
 
 [[noreturn]] void Fail(const std::string& what) { throw UsageError(what + ": " + std::strerror(errno)); }
@@ -198,7 +200,8 @@ int MediaKeyRotate(Context& context) {
   // The new key becomes current; the one it replaces stays, so the URLs it signed keep working
   // until they expire; any older key goes.
   MediaKeyFile next{"k" + RandomToken(12, kLowerAlnum), {}};
-  next.keys.emplace_back(next.current, RandomToken(43, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"));
+  next.keys.emplace_back(next.current,
+                         RandomToken(43, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"));
   struct stat old_stat {};
   const bool existed = ::stat(path.c_str(), &old_stat) == 0;
   if (existed) {

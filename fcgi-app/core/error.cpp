@@ -7,7 +7,7 @@ namespace music_api {
 namespace {
 
 // Indexed by ErrorCode; the static_assert below keeps the two in step.
-constexpr std::array<ErrorInfo, 10> kErrors = {{
+constexpr std::array<ErrorInfo, 11> kErrors = {{
     {401, "AUTHENTICATION_REQUIRED", "authentication_error", "Authentication required. Please provide a valid API key.",
      "Missing or invalid authorization header"},
     {401, "INVALID_API_KEY", "authentication_error", "The API key provided is invalid or has been revoked.",
@@ -21,6 +21,8 @@ constexpr std::array<ErrorInfo, 10> kErrors = {{
     {404, "RESOURCE_NOT_FOUND", "not_found_error", "The requested resource was not found.", "Resource not found"},
     {405, "METHOD_NOT_ALLOWED", "invalid_request_error", "This method is not allowed for this resource.",
      "Allowed methods: GET, HEAD"},
+    {415, "UNSUPPORTED_MEDIA_TYPE", "invalid_request_error", "The request body must be JSON.",
+     "Content-Type must be application/json"},
     {422, "VALIDATION_ERROR", "validation_error", "One or more request parameters are invalid.",
      "Invalid request parameters"},
     {500, "INTERNAL_ERROR", "server_error", "An unexpected error occurred. Please try again later.",

@@ -15,6 +15,7 @@ enum class ErrorCode {
   kInsufficientPermissions,
   kResourceNotFound,
   kMethodNotAllowed,
+  kUnsupportedMediaType,
   kValidationError,
   kInternalError,
   kServiceUnavailable,

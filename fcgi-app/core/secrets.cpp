@@ -95,6 +95,15 @@ std::string HashApiKeySecret(std::string_view pepper, const ApiKeyParts& key) {
   return Hex(mac, mac_len);
 }
 
+std::string NewShareToken() { return "shr_" + RandomToken(43, kBase62); }
+
+std::string HashShareToken(std::string_view pepper, std::string_view token) {
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  std::string message = "share:" + std::string(token);
+  unsigned mac_len = Hmac(pepper, message, mac);
+  return Hex(mac, mac_len);
+}
+
 std::string HmacSha256Base64Url(std::string_view key, std::string_view message) {
   unsigned char mac[EVP_MAX_MD_SIZE];
   unsigned mac_len = Hmac(key, message, mac);

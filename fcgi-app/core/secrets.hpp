@@ -38,6 +38,11 @@ std::string Sha256Hex(std::string_view data);
 // SHA-256 of a file's bytes as lowercase hex; nullopt when it cannot be read.
 std::optional<std::string> Sha256FileHex(const std::string& path);
 
+// A share link's token (shr_ + 43 base62, ~256 bits) and what is stored of it: HMAC-SHA-256 under
+// the pepper as hex, so a copy of the database holds nothing that opens a link.
+std::string NewShareToken();
+std::string HashShareToken(std::string_view pepper, std::string_view token);
+
 bool ConstantTimeEquals(std::string_view a, std::string_view b);
 
 // Reads the server-side pepper; nullopt with `error` set when missing or too short.

@@ -63,10 +63,18 @@ inline constexpr std::string_view kUnsaveTrack =
     "DELETE FROM library_saves WHERE org_id = :org AND user_id = :user AND track_id = :track";
 inline constexpr std::string_view kInsertCollection =
     "INSERT INTO collections (id, org_id, user_id, name) VALUES (:id, :org, :user, :name)";
+// At the end of the collection, under the collection's row lock (008_collections_shares.sql):
+// the owner's access is not required here (the owner's tool), the track's organization is.
+inline constexpr std::string_view kCollectionLock =
+    "SELECT count(*) FROM (SELECT 1 FROM collections WHERE id = "
+    ":collection FOR NO KEY UPDATE) locked";
 inline constexpr std::string_view kCollectionAdd =
-    "INSERT INTO collection_tracks (collection_id, track_id, org_id) "
-    "SELECT c.id, t.id, c.org_id FROM collections c JOIN tracks t ON t.id = :track AND t.org_id = c.org_id "
+    "INSERT INTO collection_tracks (collection_id, track_id, org_id, position) "
+    "SELECT c.id, t.id, c.org_id, (SELECT count(*) FROM collection_tracks x WHERE x.collection_id = c.id) "
+    "FROM collections c JOIN tracks t ON t.id = :track AND t.org_id = c.org_id "
     "WHERE c.id = :collection ON CONFLICT (collection_id, track_id) DO NOTHING";
+inline constexpr std::string_view kRevokeShare =
+    "UPDATE share_links SET revoked_at = coalesce(revoked_at, now()) WHERE id = :id";
 inline constexpr std::string_view kUserExists = "SELECT count(*) FROM users WHERE id = :id";
 inline constexpr std::string_view kOrganizationExists = "SELECT count(*) FROM organizations WHERE id = :id";
 
@@ -101,9 +109,9 @@ inline constexpr std::string_view kSeedCollections =
     "'usr_' || :prefix || 'u' || n, 'Favourites' FROM generate_series(1, CAST(:users AS integer)) AS n";
 // Every other saved track of the user, up to 500: all of a collection's tracks are saved ones.
 inline constexpr std::string_view kSeedCollectionTracks =
-    "INSERT INTO collection_tracks (collection_id, track_id, org_id) "
+    "INSERT INTO collection_tracks (collection_id, track_id, org_id, position) "
     "SELECT 'mcoll_' || :prefix || 'c' || u, 'mtrack_' || :prefix || 't' || (1 + (u * 1000 + 2 * j) % "
-    "CAST(:tracks AS integer)), :org FROM generate_series(1, CAST(:users AS integer)) AS u, "
+    "CAST(:tracks AS integer)), :org, j FROM generate_series(1, CAST(:users AS integer)) AS u, "
     "generate_series(0, LEAST(499, (CAST(:saves AS integer) - 1) / 2)) AS j";
 inline constexpr std::string_view kAnalyze =
     "ANALYZE organizations, users, memberships, api_keys, tracks, library_saves, collections, collection_tracks";
@@ -114,6 +122,10 @@ inline constexpr std::string_view kDriftCollectionSavedAt =
     "SELECT count(*) FROM collection_tracks ct JOIN collections c ON c.id = ct.collection_id "
     "LEFT JOIN library_saves s ON s.user_id = c.user_id AND s.track_id = ct.track_id "
     "WHERE ct.saved_at IS DISTINCT FROM s.saved_at";
+// Collections whose entries' positions are not exactly 0..n-1 (each collection counts once).
+inline constexpr std::string_view kDriftCollectionPositions =
+    "SELECT count(*) FROM (SELECT collection_id FROM collection_tracks GROUP BY collection_id "
+    "HAVING min(position) <> 0 OR max(position) <> count(*) - 1 OR count(DISTINCT position) <> count(*)) bad";
 inline constexpr std::string_view kDriftSaveModeEngine =
     "SELECT count(*) FROM library_saves s JOIN tracks t ON t.id = s.track_id "
     "WHERE s.mode IS DISTINCT FROM t.mode OR s.engine IS DISTINCT FROM t.engine OR s.org_id IS DISTINCT FROM t.org_id";

@@ -16,6 +16,7 @@
 #include <cstring>
 #include <functional>
 #include <optional>
+#include <sstream>
 #include <stdexcept>
 #include <utility>
 
@@ -607,6 +608,80 @@ Result<DeleteOutcome> Database::DeleteTrack(const CheckedCaller& caller, std::st
         return DeleteOutcome{s.write_auth_ok != 0, s.visible != 0, s.creator != 0};
       },
       Target::kWrite);
+}
+
+namespace {
+
+// A column of a dynamically typed SOCI row as text (the statements cast nothing they need not).
+std::optional<std::string> ColumnText(const soci::row& row, size_t i) {
+  if (row.get_indicator(i) == soci::i_null) return std::nullopt;
+  switch (row.get_properties(i).get_data_type()) {
+    case soci::dt_string:
+      return row.get<std::string>(i);
+    case soci::dt_integer:
+      return std::to_string(row.get<int>(i));
+    case soci::dt_long_long:
+      return std::to_string(row.get<long long>(i));
+    case soci::dt_unsigned_long_long:
+      return std::to_string(row.get<unsigned long long>(i));
+    case soci::dt_double: {
+      std::ostringstream out;
+      out.precision(17);
+      out << row.get<double>(i);
+      return out.str();
+    }
+    default:
+      throw std::runtime_error("a statement answered a column of a type it must not");
+  }
+}
+
+}  // namespace
+
+Result<std::vector<Database::TextRow>> Database::Query(std::string_view what, std::string_view sql,
+                                                       const CheckedCaller* caller, const TextParams& params,
+                                                       Target target, std::string_view trace_id) {
+  return Run(
+      what, trace_id,
+      [&](Statements& s) -> std::vector<TextRow> {
+        // Prepared per call: these routes are edits and small reads, not the hot listing.
+        std::vector<std::string> names, values;
+        std::vector<soci::indicator> indicators;
+        auto bind = [&](std::string_view name, const std::optional<std::string>& value) {
+          names.emplace_back(name);
+          values.push_back(value.value_or(""));
+          indicators.push_back(value ? soci::i_ok : soci::i_null);
+        };
+        if (caller) {
+          bind("key", std::string(caller->key_id));
+          bind("hash", std::string(caller->secret_hash));
+          bind("now", std::to_string(caller->now));
+          bind("user", std::string(caller->user_id));
+          bind("org", std::string(caller->org_id));
+        }
+        for (const auto& [name, value] : params) bind(name, value);
+        if (target == Target::kRead) bind("lag", std::to_string(max_replica_lag_seconds_));
+        soci::row row;
+        soci::statement st(s.session());
+        st.alloc();
+        for (size_t i = 0; i < values.size(); ++i) st.exchange(soci::use(values[i], indicators[i], names[i]));
+        st.exchange(soci::into(row));
+        std::string text(sql);
+        // The caller's facts are bound to every statement; PostgreSQL wants the numbers typed.
+        st.prepare(text);
+        st.define_and_bind();
+        std::vector<TextRow> rows;
+        if (st.execute(true)) {
+          do {
+            TextRow out;
+            for (size_t i = 0; i < row.size(); ++i) out.push_back(ColumnText(row, i));
+            rows.push_back(std::move(out));
+          } while (st.fetch());
+        }
+        if (rows.empty() || rows[0].size() < 2) throw std::runtime_error("a statement returned no row");
+        s.fresh = rows[0][1] && *rows[0][1] == "1" ? 1 : 0;
+        return rows;
+      },
+      target);
 }
 
 }  // namespace music_api

@@ -13,6 +13,7 @@
 #include "auth/key_record.hpp"
 #include "core/error.hpp"
 #include "db/conninfo.hpp"
+#include "http/library_records.hpp"
 #include "http/query_params.hpp"
 #include "http/track_page.hpp"
 
@@ -74,6 +75,64 @@ struct DeleteOutcome {
   bool creator = false;  // visible but not the creator: 403
 };
 
+struct CollectionList {
+  bool auth_ok = false;
+  std::vector<CollectionRecord> items;
+};
+
+struct CollectionOutcome {
+  bool auth_ok = false;
+  bool found = false;    // the caller's (or made)
+  bool cover_ok = true;  // the cover track given is one the caller may see
+  std::optional<CollectionRecord> collection;
+};
+
+// What a collection edit is to set: a field is changed when its optional is set (to a value, or
+// to nullopt inside, which clears it).
+struct CollectionFields {
+  std::optional<std::string> name;
+  std::optional<std::optional<std::string>> description, cover_track_id, cover_image_url;
+};
+
+struct CollectionEntries {
+  bool auth_ok = false;
+  bool found = false;
+  std::vector<CollectionEntry> items;
+};
+
+// An entry edit's verdict: "added", "present", "no_track", "removed", "absent", "reordered", or
+// nullopt when the collection is not the caller's.
+struct EntryOutcome {
+  bool auth_ok = false;
+  std::optional<std::string> verdict;
+};
+
+struct DeletedOutcome {
+  bool auth_ok = false;
+  bool found = false;
+};
+
+struct ShareOutcome {
+  bool auth_ok = false;
+  std::optional<ShareLink> link;  // nullopt: not a live track the caller created
+};
+
+// A live share link found by its token (no caller involved).
+struct ResolvedShare {
+  std::string link_id, org_id, target_type, visibility;
+  std::optional<int64_t> expires_at;
+  bool track_deleted = false;
+  TrackPage track;  // one row
+  std::optional<std::string> master_file;
+};
+
+struct SharedSaveOutcome {
+  bool auth_ok = false;
+  std::optional<LibraryEntry> entry;
+  std::string track_id;
+  std::optional<std::string> share_link_id;
+};
+
 class OverdueGuard;
 
 // What a worker's database layer needs from the configuration.
@@ -104,6 +163,35 @@ class Database {
   Result<SaveOutcome> SaveTrack(const CheckedCaller& caller, std::string_view track_id, std::string_view trace_id);
   Result<UnsaveOutcome> UnsaveTrack(const CheckedCaller& caller, std::string_view track_id, std::string_view trace_id);
   Result<DeleteOutcome> DeleteTrack(const CheckedCaller& caller, std::string_view track_id, std::string_view trace_id);
+
+  // Collections (db/library.cpp): reads of the caller's own, edits on the primary.
+  Result<CollectionList> ListCollections(const CheckedCaller& caller, int limit, int64_t offset,
+                                         std::string_view trace_id);
+  Result<CollectionOutcome> GetCollection(const CheckedCaller& caller, std::string_view collection_id,
+                                          std::string_view trace_id);
+  Result<CollectionOutcome> CreateCollection(const CheckedCaller& caller, std::string_view new_id,
+                                             const CollectionFields& fields, std::string_view trace_id);
+  Result<CollectionOutcome> UpdateCollection(const CheckedCaller& caller, std::string_view collection_id,
+                                             const CollectionFields& fields, std::string_view trace_id);
+  Result<DeletedOutcome> DeleteCollection(const CheckedCaller& caller, std::string_view collection_id,
+                                          std::string_view trace_id);
+  Result<CollectionEntries> ListCollectionEntries(const CheckedCaller& caller, std::string_view collection_id,
+                                                  int limit, int64_t offset, std::string_view trace_id);
+  Result<EntryOutcome> AddToCollection(const CheckedCaller& caller, std::string_view collection_id,
+                                       std::string_view track_id, std::string_view trace_id);
+  Result<EntryOutcome> RemoveFromCollection(const CheckedCaller& caller, std::string_view collection_id,
+                                            std::string_view track_id, std::string_view trace_id);
+  Result<EntryOutcome> ReorderCollection(const CheckedCaller& caller, std::string_view collection_id,
+                                         const std::vector<std::string>& track_ids, std::string_view trace_id);
+
+  // Share links (db/library.cpp). The token is only ever seen here as its keyed hash.
+  Result<ShareOutcome> CreateShare(const CheckedCaller& caller, std::string_view track_id, std::string_view new_id,
+                                   std::string_view token_hash, std::string_view visibility,
+                                   std::optional<int> expires_in_days, std::string_view trace_id);
+  Result<DeletedOutcome> RevokeShare(const CheckedCaller& caller, std::string_view share_id, std::string_view trace_id);
+  Result<std::optional<ResolvedShare>> ResolveShare(std::string_view token_hash, std::string_view trace_id);
+  Result<SharedSaveOutcome> SaveShared(const CheckedCaller& caller, std::string_view token_hash,
+                                       std::string_view trace_id);
   // No attempt starts after `deadline` (request_timeout from the start), or, once a host failed
   // during this request, after deadline + 1 s + connect_timeout: the time the dead host cost.
   // So the last attempt, at most a connect and statement_timeout + 1 s, ends within the budget
@@ -127,6 +215,12 @@ class Database {
   struct Statements;
   struct Connection;
   enum class Target { kRead, kWrite };
+  // One statement of statements.hpp answering text columns (col 0 auth_ok, col 1 fresh): the
+  // caller's facts bound by name, then `params` (nullopt binds NULL).
+  using TextRow = std::vector<std::optional<std::string>>;
+  using TextParams = std::vector<std::pair<std::string_view, std::optional<std::string>>>;
+  Result<std::vector<TextRow>> Query(std::string_view what, std::string_view sql, const CheckedCaller* caller,
+                                     const TextParams& params, Target target, std::string_view trace_id);
   template <typename Body>
   auto Run(std::string_view what, std::string_view trace_id, Body&& body, Target target = Target::kRead)
       -> Result<decltype(body(std::declval<Statements&>()))>;

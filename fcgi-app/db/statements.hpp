@@ -179,6 +179,163 @@ inline constexpr std::string_view kDeleteTrack =
     "CASE WHEN EXISTS (SELECT 1 FROM t WHERE t.creator_user_id = :user) THEN 1 ELSE 0 END, "
     "(SELECT count(*) FROM deleted) FROM guard";
 
+// ------------------------------------------------------------------ collections and share links
+// These answer as text columns (Database::TextRows): col 0 is the caller check (auth_ok, 1/0),
+// col 1 the server's freshness (MUSIC_API_SQL_FRESH, or 1 on the primary), then the data. The
+// timestamps are epoch seconds. Numbers are bound as text and cast, so every bind is a string.
+#define MUSIC_API_SQL_EPOCH(column) "CAST(floor(extract(epoch FROM " column ")) AS bigint)"
+#define MUSIC_API_SQL_COLLECTION_COLUMNS(c, count)                                            \
+  c ".id, " c ".name, " c ".description, " c ".cover_track_id, " c ".cover_image_url, " count \
+    ", " MUSIC_API_SQL_EPOCH(c ".created_at") ", " MUSIC_API_SQL_EPOCH(c ".updated_at")
+#define MUSIC_API_SQL_OWNED "c.id = :collection AND c.user_id = :user AND c.org_id = :org"
+
+// The caller's collections in :org, newest first. One row with NULL columns for an empty page.
+inline constexpr std::string_view kListCollections =
+    "SELECT CASE WHEN guard.auth_ok THEN 1 ELSE 0 END, guard.fresh, "
+    MUSIC_API_SQL_COLLECTION_COLUMNS("c", "NULL") " "
+    "FROM (SELECT " MUSIC_API_SQL_FRESH " AS fresh, " MUSIC_API_SQL_CALLER_OK " AS auth_ok) guard "
+    "LEFT JOIN LATERAL (SELECT * FROM collections c WHERE guard.auth_ok AND c.user_id = :user AND c.org_id = :org "
+    "ORDER BY c.created_at DESC, c.id DESC LIMIT CAST(:limit AS integer) OFFSET CAST(:offset AS bigint)) c ON true "
+    "ORDER BY c.created_at DESC, c.id DESC";
+
+// One collection of the caller's, with its entry count (NULL id: not the caller's).
+inline constexpr std::string_view kGetCollection =
+    "SELECT CASE WHEN guard.auth_ok THEN 1 ELSE 0 END, guard.fresh, "
+    MUSIC_API_SQL_COLLECTION_COLUMNS("c", "(SELECT count(*) FROM collection_tracks x WHERE x.collection_id = c.id)") " "
+    "FROM (SELECT " MUSIC_API_SQL_FRESH " AS fresh, " MUSIC_API_SQL_CALLER_OK " AS auth_ok) guard "
+    "LEFT JOIN collections c ON guard.auth_ok AND " MUSIC_API_SQL_OWNED;
+
+// A collection's entries in order. Columns after the two: owned, track_id, position, added_at.
+inline constexpr std::string_view kCollectionEntries =
+    "SELECT CASE WHEN guard.auth_ok THEN 1 ELSE 0 END, guard.fresh, CASE WHEN guard.owned THEN 1 ELSE 0 END, "
+    "e.track_id, e.position, " MUSIC_API_SQL_EPOCH("e.added_at") " "
+    "FROM (SELECT " MUSIC_API_SQL_FRESH " AS fresh, " MUSIC_API_SQL_CALLER_OK " AS auth_ok, "
+    "EXISTS (SELECT 1 FROM collections c WHERE " MUSIC_API_SQL_OWNED ") AS owned) guard "
+    "LEFT JOIN LATERAL (SELECT ct.track_id, ct.position, ct.added_at FROM collection_tracks ct "
+    "WHERE guard.auth_ok AND guard.owned AND ct.collection_id = :collection ORDER BY ct.position "
+    "LIMIT CAST(:limit AS integer) OFFSET CAST(:offset AS bigint)) e ON true ORDER BY e.position";
+
+// The cover, when one is given (:track), must be a track the caller may see in :org.
+#define MUSIC_API_SQL_COVER_OK \
+  "(CAST(:track AS text) IS NULL OR EXISTS (SELECT 1 FROM tracks t WHERE " MUSIC_API_SQL_TRACK_VISIBLE("t") "))"
+
+// Create, on the primary. Columns after the two: cover_ok, then the collection (NULL id when not made).
+inline constexpr std::string_view kCreateCollection =
+    "WITH guard AS (SELECT " MUSIC_API_SQL_CALLER_OK " AS auth_ok, " MUSIC_API_SQL_COVER_OK
+    " AS cover_ok), "
+    "made AS (INSERT INTO collections (id, org_id, user_id, name, description, cover_track_id, cover_image_url) "
+    "SELECT :collection, :org, :user, :name, :description, :track, :image FROM guard "
+    "WHERE guard.auth_ok AND guard.cover_ok RETURNING *) "
+    "SELECT CASE WHEN guard.auth_ok THEN 1 ELSE 0 END, 1, CASE WHEN guard.cover_ok THEN 1 ELSE 0 "
+    "END, " MUSIC_API_SQL_COLLECTION_COLUMNS("c", "0") " FROM guard LEFT JOIN made c ON true";
+
+// Edit, on the primary: each :set_* ('1' or '0') says whether that field is changed (to the bound
+// value, NULL clearing it). Columns after the two: owned, cover_ok, then the collection.
+inline constexpr std::string_view kUpdateCollection =
+    "WITH guard AS (SELECT " MUSIC_API_SQL_CALLER_OK " AS auth_ok, "
+    "(:set_cover = '0' OR " MUSIC_API_SQL_COVER_OK ") AS cover_ok, "
+    "EXISTS (SELECT 1 FROM collections c WHERE " MUSIC_API_SQL_OWNED ") AS owned), "
+    "changed AS (UPDATE collections c SET "
+    "name = CASE WHEN :set_name = '1' THEN CAST(:name AS text) ELSE c.name END, "
+    "description = CASE WHEN :set_description = '1' THEN CAST(:description AS text) ELSE c.description END, "
+    "cover_track_id = CASE WHEN :set_cover = '1' THEN CAST(:track AS text) ELSE c.cover_track_id END, "
+    "cover_image_url = CASE WHEN :set_image = '1' THEN CAST(:image AS text) ELSE c.cover_image_url END, "
+    "updated_at = now() FROM guard WHERE guard.auth_ok AND guard.cover_ok AND " MUSIC_API_SQL_OWNED
+    " RETURNING c.*) "
+    "SELECT CASE WHEN guard.auth_ok THEN 1 ELSE 0 END, 1, CASE WHEN guard.owned THEN 1 ELSE 0 END, "
+    "CASE WHEN guard.cover_ok THEN 1 ELSE 0 END, "
+    MUSIC_API_SQL_COLLECTION_COLUMNS("c", "(SELECT count(*) FROM collection_tracks x WHERE x.collection_id = c.id)")
+    " FROM guard LEFT JOIN changed c ON true";
+
+// Delete, on the primary (its entries and share links go with it). Columns after the two: deleted.
+inline constexpr std::string_view kDeleteCollection =
+    "WITH guard AS (SELECT " MUSIC_API_SQL_CALLER_OK
+    " AS auth_ok), "
+    "gone AS (DELETE FROM collections c USING guard WHERE guard.auth_ok AND " MUSIC_API_SQL_OWNED
+    " RETURNING 1) "
+    "SELECT CASE WHEN guard.auth_ok THEN 1 ELSE 0 END, 1, (SELECT count(*) FROM gone) FROM guard";
+
+// The entry edits, on the primary, each one call of a function of 008_collections_shares.sql that
+// locks the collection first. Columns after the two: its verdict (NULL: not the caller's).
+inline constexpr std::string_view kCollectionAdd =
+    "WITH guard AS (SELECT " MUSIC_API_SQL_CALLER_OK
+    " AS auth_ok) SELECT CASE WHEN guard.auth_ok THEN 1 ELSE 0 END, "
+    "1, CASE WHEN guard.auth_ok THEN music_collection_add(:collection, :user, :org, :track) END FROM guard";
+inline constexpr std::string_view kCollectionRemove =
+    "WITH guard AS (SELECT " MUSIC_API_SQL_CALLER_OK
+    " AS auth_ok) SELECT CASE WHEN guard.auth_ok THEN 1 ELSE 0 END, "
+    "1, CASE WHEN guard.auth_ok THEN music_collection_remove(:collection, :user, :org, :track) END FROM guard";
+// :ids is the listed track ids joined by commas (ids never contain one).
+inline constexpr std::string_view kCollectionReorder =
+    "WITH guard AS (SELECT " MUSIC_API_SQL_CALLER_OK
+    " AS auth_ok) SELECT CASE WHEN guard.auth_ok THEN 1 ELSE 0 END, "
+    "1, CASE WHEN guard.auth_ok THEN music_collection_reorder(:collection, :user, :org, "
+    "CASE WHEN :ids = '' THEN CAST(ARRAY[] AS text[]) ELSE string_to_array(:ids, ',') END) END FROM guard";
+
+// A share link for a track the caller created, on the primary. :days NULL: never expires.
+// Columns after the two: id, visibility, expires_at, created_at (NULL id: not the caller's track).
+inline constexpr std::string_view kCreateShare =
+    "WITH guard AS (SELECT " MUSIC_API_SQL_CALLER_OK
+    " AS auth_ok), "
+    "t AS (SELECT t.id FROM tracks t, guard WHERE guard.auth_ok AND t.id = :track AND t.org_id = :org "
+    "AND t.deleted_at IS NULL AND t.creator_user_id = :user), "
+    "made AS (INSERT INTO share_links (id, token_hash, org_id, creator_user_id, target_type, track_id, visibility, "
+    "expires_at) SELECT :share, :token_hash, :org, :user, 'track', t.id, :visibility, "
+    "date_trunc('second', now() + make_interval(days => CAST(:days AS integer))) FROM t RETURNING *) "
+    "SELECT CASE WHEN guard.auth_ok THEN 1 ELSE 0 END, 1, s.id, s.visibility, " MUSIC_API_SQL_EPOCH(
+        "s.expires_at") ", " MUSIC_API_SQL_EPOCH("s.created_at") " FROM guard LEFT JOIN made s ON true";
+
+// Revoke, on the primary, by its creator; again is no change. Columns after the two: found.
+inline constexpr std::string_view kRevokeShare =
+    "WITH guard AS (SELECT " MUSIC_API_SQL_CALLER_OK
+    " AS auth_ok), "
+    "s AS (UPDATE share_links s SET revoked_at = coalesce(s.revoked_at, now()) FROM guard WHERE guard.auth_ok "
+    "AND s.id = :share AND s.creator_user_id = :user AND s.org_id = :org RETURNING 1) "
+    "SELECT CASE WHEN guard.auth_ok THEN 1 ELSE 0 END, 1, (SELECT count(*) FROM s) FROM guard";
+
+// A share link by its token's keyed hash: live links only, so unknown, revoked and expired are the
+// same no-row answer of the same statement. No caller (col 0 is 1). Columns after the two: link id,
+// org, target type, visibility, expires_at, track id, track deleted (1/0), title, engine, mode,
+// duration, instrumental (1/0), licence_class, the master's file name.
+inline constexpr std::string_view kResolveShare =
+    "SELECT 1, guard.fresh, s.id, s.org_id, s.target_type, s.visibility, " MUSIC_API_SQL_EPOCH("s.expires_at") ", "
+    "t.id, CASE WHEN t.deleted_at IS NULL THEN 0 ELSE 1 END, t.title, t.engine, t.mode, "
+    "CAST(t.measured_duration_seconds AS text), CASE WHEN t.instrumental THEN 1 ELSE 0 END, t.licence_class, "
+    "m.file_name "
+    "FROM (SELECT " MUSIC_API_SQL_FRESH " AS fresh) guard "
+    "LEFT JOIN share_links s ON s.token_hash = :token_hash AND s.revoked_at IS NULL "
+    "AND (s.expires_at IS NULL OR s.expires_at > now()) "
+    "LEFT JOIN tracks t ON t.id = s.track_id "
+    "LEFT JOIN track_media m ON m.track_id = t.id AND m.name = 'master'";
+
+// Save a shared track into the caller's library in the link's org, on the primary; like kSaveTrack,
+// an entry the caller already has is the answer. The track's creator saving their own link gets an
+// `own` entry, like the save route. Columns after the two: entry id, track id,
+// source, share_link_id, created_at (NULL id: the link or its track is gone).
+inline constexpr std::string_view kSaveShared =
+    "WITH guard AS (SELECT " MUSIC_API_SQL_CALLER_OK
+    " AS auth_ok), "
+    "s AS (SELECT s.id, s.track_id FROM share_links s, guard WHERE guard.auth_ok AND s.token_hash = :token_hash "
+    "AND s.org_id = :org AND s.target_type = 'track' AND s.revoked_at IS NULL "
+    "AND (s.expires_at IS NULL OR s.expires_at > now())), "
+    "t AS (SELECT t.id, t.org_id, t.mode, t.engine, s.id AS link, t.creator_user_id = :user AS own "
+    "FROM tracks t JOIN s ON t.id = s.track_id WHERE t.deleted_at IS NULL FOR SHARE OF t), "
+    "existing AS (SELECT l.id, l.track_id, l.source, l.share_link_id, l.saved_at FROM library_saves l "
+    "JOIN t ON l.track_id = t.id WHERE l.user_id = :user), "
+    "added AS (INSERT INTO library_saves (user_id, track_id, org_id, mode, engine, source, share_link_id) "
+    "SELECT :user, t.id, t.org_id, t.mode, t.engine, CASE WHEN t.own THEN 'own' ELSE 'shared' END, "
+    "CASE WHEN t.own THEN NULL ELSE t.link END FROM t WHERE NOT EXISTS (SELECT 1 FROM existing) "
+    "ON CONFLICT (user_id, track_id) DO NOTHING RETURNING id, track_id, source, share_link_id, saved_at), "
+    "entry AS (SELECT * FROM added UNION ALL SELECT * FROM existing) "
+    "SELECT CASE WHEN guard.auth_ok THEN 1 ELSE 0 END, 1, e.id, e.track_id, e.source, "
+    "e.share_link_id, " MUSIC_API_SQL_EPOCH(
+        "e.saved_at") " FROM guard LEFT JOIN (SELECT * FROM entry LIMIT 1) e ON true";
+
+#undef MUSIC_API_SQL_EPOCH
+#undef MUSIC_API_SQL_COLLECTION_COLUMNS
+#undef MUSIC_API_SQL_OWNED
+#undef MUSIC_API_SQL_COVER_OK
+
 #undef MUSIC_API_SQL_FRESH
 #undef MUSIC_API_SQL_CALLER_OK
 #undef MUSIC_API_SQL_TRACK_VISIBLE

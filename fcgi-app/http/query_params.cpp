@@ -41,9 +41,8 @@ Result<std::optional<std::string>> ValidateFilter(std::string_view name, std::st
   return std::optional<std::string>(std::move(value));
 }
 
-}  // namespace
-
-Result<ListParams> ParseListParams(std::string_view query) {
+// The listing's rules, with the page size bounds of the resource being paged.
+Result<ListParams> ParseQuery(std::string_view query, int default_limit, int max_limit) {
   if (query.size() > kMaxQueryBytes) {
     return Fail(ApiError::Validation("query", "query string longer than 4096 bytes"));
   }
@@ -72,6 +71,7 @@ Result<ListParams> ParseListParams(std::string_view query) {
 
   // Fields are judged in a fixed order; for each, a repeat is as bad as a bad value.
   ListParams params;
+  params.limit = default_limit;
   for (size_t f = 0; f < kFieldCount; ++f) {
     std::string name(kFieldNames[f]);
     if (raw[f].count > 1) return Fail(ApiError::Validation(name, name + " given more than once"));
@@ -80,8 +80,10 @@ Result<ListParams> ParseListParams(std::string_view query) {
     switch (static_cast<Field>(f)) {
       case kLimit:
         if (!value.empty()) {
-          auto limit = ParseBoundedInteger(value, 1, kMaxLimit);
-          if (!limit) return Fail(ApiError::Validation(name, "limit must be an integer from 1 to 100"));
+          auto limit = ParseBoundedInteger(value, 1, max_limit);
+          if (!limit) {
+            return Fail(ApiError::Validation(name, "limit must be an integer from 1 to " + std::to_string(max_limit)));
+          }
           params.limit = static_cast<int>(*limit);
         }
         break;
@@ -113,6 +115,16 @@ Result<ListParams> ParseListParams(std::string_view query) {
     }
   }
   return params;
+}
+
+}  // namespace
+
+Result<ListParams> ParseListParams(std::string_view query) { return ParseQuery(query, kDefaultLimit, kMaxLimit); }
+
+Result<PageParams> ParsePageParams(std::string_view query, int default_limit, int max_limit) {
+  auto parsed = ParseQuery(query, default_limit, max_limit);
+  if (!parsed) return Fail(parsed.error());
+  return PageParams{parsed->limit, parsed->offset};
 }
 
 }  // namespace music_api

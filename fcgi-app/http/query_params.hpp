@@ -31,4 +31,12 @@ struct ListParams {
 // string as a whole is malformed.
 Result<ListParams> ParseListParams(std::string_view query);
 
+// limit and offset of other pages (collections 1-100, default 50; a collection's entries 1-500,
+// default 200), by the listing's rules.
+struct PageParams {
+  int limit;
+  int64_t offset;
+};
+Result<PageParams> ParsePageParams(std::string_view query, int default_limit, int max_limit);
+
 }  // namespace music_api

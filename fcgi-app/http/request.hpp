@@ -13,6 +13,9 @@ struct Request {
   std::string_view authorization;  // HTTP_AUTHORIZATION
   std::string_view if_none_match;  // HTTP_IF_NONE_MATCH
   std::string_view host;           // HTTP_HOST: where signed media URLs point unless media_base_url says
+  std::string_view content_type;   // CONTENT_TYPE
+  std::string_view remote_addr;    // REMOTE_ADDR: for the share links' audit log
+  std::string_view body;           // the request body, at most kMaxBodyBytes + 1 bytes of it
   // MUSIC_API_INTERNAL: set only by nginx's host-only status location ("status" or "ping");
   // a client cannot set FastCGI params, only HTTP_* headers.
   std::string_view internal_endpoint;

@@ -1,75 +1,41 @@
 // Routing: which resource a request names, before anything else is looked at. One table.
 #include "http/route.hpp"
 
+#include <array>
+#include <vector>
+
 #include "core/text.hpp"
 
 namespace music_api {
 namespace {
 
-// The id in one path segment, decoded, when it has the shape of a PREFIX id.
-std::optional<std::string> SegmentId(std::string_view segment, std::string_view prefix) {
-  auto decoded = PercentDecode(segment);
-  if (decoded && IsResourceId(*decoded, prefix)) return decoded;
-  return std::nullopt;
-}
-
-// /v1/music/{organization_id}/tracks[/{track_id}[/save]][/]: which of the three, or none.
-std::optional<RouteId> MatchTracksPath(std::string_view path, Route& route) {
-  constexpr std::string_view kPrefix = "/v1/music/";
-  if (!path.starts_with(kPrefix)) return std::nullopt;
-  std::string_view rest = path.substr(kPrefix.size());
-  if (rest.ends_with('/')) rest.remove_suffix(1);
-  size_t slash = rest.find('/');
-  if (slash == 0 || slash == std::string_view::npos) return std::nullopt;
-  std::string_view org = rest.substr(0, slash);
-  std::string_view tail = rest.substr(slash);
-  constexpr std::string_view kTracks = "/tracks";
-  if (!tail.starts_with(kTracks)) return std::nullopt;
-  tail.remove_prefix(kTracks.size());
-  RouteId id = RouteId::kListTracks;
-  if (!tail.empty()) {
-    if (tail.front() != '/' || tail.size() == 1) return std::nullopt;
-    tail.remove_prefix(1);
-    size_t end = tail.find('/');
-    std::string_view track = tail.substr(0, end);
-    std::string_view after = end == std::string_view::npos ? std::string_view{} : tail.substr(end);
-    if (track.empty()) return std::nullopt;
-    if (after.empty()) {
-      id = RouteId::kTrack;
-    } else if (after == "/save") {
-      id = RouteId::kTrackSave;
-    } else {
-      return std::nullopt;
-    }
-    route.track_id = SegmentId(track, "mtrack_");
-  }
-  route.organization_id = SegmentId(org, "org_");
-  return id;
-}
-
-template <RouteId kId>
-bool MatchTracks(std::string_view path, Route& route) {
-  Route candidate;
-  auto id = MatchTracksPath(path, candidate);
-  if (id != kId) return false;
-  route.organization_id = std::move(candidate.organization_id);
-  route.track_id = std::move(candidate.track_id);
-  return true;
-}
+// A path pattern under /v1/music/, one entry per segment: a literal, or a placeholder that takes
+// an id of one kind ({org} org_, {track} mtrack_, {collection} mcoll_, {share} mslink_,
+// {token} shr_). Up to five segments.
+using Pattern = std::array<std::string_view, 5>;
 
 struct RouteRow {
   RouteId id;
   std::string_view allow;     // the methods it answers, exactly as the Allow header lists them
   std::string_view internal;  // host-only: the MUSIC_API_INTERNAL value that selects it
-  bool (*match_path)(std::string_view path, Route& route);  // public: the path pattern
+  Pattern pattern;            // public: the path under /v1/music/ (empty for host-only rows)
 };
 
 constexpr RouteRow kRoutes[] = {
-    {RouteId::kListTracks, "GET, HEAD", "", MatchTracks<RouteId::kListTracks>},
-    {RouteId::kTrack, "GET, HEAD, DELETE", "", MatchTracks<RouteId::kTrack>},
-    {RouteId::kTrackSave, "POST, DELETE", "", MatchTracks<RouteId::kTrackSave>},
-    {RouteId::kStatus, "GET, HEAD", "status", nullptr},
-    {RouteId::kPing, "GET, HEAD", "ping", nullptr},
+    {RouteId::kListTracks, "GET, HEAD", "", {"{org}", "tracks"}},
+    {RouteId::kTrack, "GET, HEAD, DELETE", "", {"{org}", "tracks", "{track}"}},
+    {RouteId::kTrackSave, "POST, DELETE", "", {"{org}", "tracks", "{track}", "save"}},
+    {RouteId::kTrackShare, "POST", "", {"{org}", "tracks", "{track}", "share"}},
+    {RouteId::kCollections, "GET, HEAD, POST", "", {"{org}", "collections"}},
+    {RouteId::kCollection, "GET, HEAD, PATCH, DELETE", "", {"{org}", "collections", "{collection}"}},
+    {RouteId::kCollectionTracks, "GET, HEAD, POST", "", {"{org}", "collections", "{collection}", "tracks"}},
+    {RouteId::kCollectionTrack, "DELETE", "", {"{org}", "collections", "{collection}", "tracks", "{track}"}},
+    {RouteId::kCollectionOrder, "PATCH", "", {"{org}", "collections", "{collection}", "order"}},
+    {RouteId::kShare, "DELETE", "", {"{org}", "shares", "{share}"}},
+    {RouteId::kSharedLink, "GET, HEAD", "", {"shared", "{token}"}},
+    {RouteId::kSharedSave, "POST", "", {"shared", "{token}", "save"}},
+    {RouteId::kStatus, "GET, HEAD", "status", {}},
+    {RouteId::kPing, "GET, HEAD", "ping", {}},
 };
 
 bool Allows(std::string_view allow, std::string_view method) {
@@ -81,13 +47,67 @@ bool Allows(std::string_view allow, std::string_view method) {
   return false;
 }
 
+// The segments of a path under /v1/music/ (one trailing slash allowed); nullopt for any other path
+// or an empty segment.
+std::optional<std::vector<std::string_view>> Segments(std::string_view path) {
+  constexpr std::string_view kPrefix = "/v1/music/";
+  if (!path.starts_with(kPrefix)) return std::nullopt;
+  std::string_view rest = path.substr(kPrefix.size());
+  if (rest.ends_with('/')) rest.remove_suffix(1);
+  std::vector<std::string_view> segments;
+  while (!rest.empty() || segments.empty()) {
+    size_t slash = rest.find('/');
+    std::string_view segment = rest.substr(0, slash);
+    if (segment.empty()) return std::nullopt;
+    segments.push_back(segment);
+    if (slash == std::string_view::npos) break;
+    rest = rest.substr(slash + 1);
+    if (rest.empty()) return std::nullopt;  // two slashes at the end
+  }
+  return segments;
+}
+
+std::optional<std::string> SegmentId(std::string_view segment, std::string_view prefix) {
+  auto decoded = PercentDecode(segment);
+  if (decoded && IsResourceId(*decoded, prefix)) return decoded;
+  return std::nullopt;
+}
+
+bool MatchPattern(const Pattern& pattern, const std::vector<std::string_view>& segments, Route& route) {
+  size_t length = 0;
+  while (length < pattern.size() && !pattern[length].empty()) ++length;
+  if (length == 0 || length != segments.size()) return false;
+  for (size_t i = 0; i < length; ++i) {
+    std::string_view p = pattern[i];
+    if (!p.starts_with('{')) {
+      if (segments[i] != p) return false;
+      continue;
+    }
+    // A literal segment where an id goes never names a resource ("/tracks/save" is not a track).
+    if (segments[i] == "shared") return false;
+    if (p == "{org}") {
+      route.organization_id = SegmentId(segments[i], "org_");
+    } else if (p == "{track}") {
+      route.track_id = SegmentId(segments[i], "mtrack_");
+    } else if (p == "{collection}") {
+      route.collection_id = SegmentId(segments[i], "mcoll_");
+    } else if (p == "{share}") {
+      route.share_id = SegmentId(segments[i], "mslink_");
+    } else if (p == "{token}") {
+      route.token = SegmentId(segments[i], "shr_");
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
 Result<Route> MatchRoute(std::string_view method, std::string_view path, std::string_view internal_endpoint) {
+  const auto segments = internal_endpoint.empty() ? Segments(path) : std::nullopt;
   for (const RouteRow& row : kRoutes) {
-    Route route{row.id, std::nullopt, std::nullopt};
-    bool matched =
-        internal_endpoint.empty() ? row.match_path && row.match_path(path, route) : row.internal == internal_endpoint;
+    Route route{row.id, std::nullopt, std::nullopt, std::nullopt, std::nullopt, std::nullopt};
+    bool matched = internal_endpoint.empty() ? segments && MatchPattern(row.pattern, *segments, route)
+                                             : row.internal == internal_endpoint;
     if (!matched) continue;
     if (!Allows(row.allow, method)) {
       ApiError error = ApiError::Of(ErrorCode::kMethodNotAllowed);

@@ -10,16 +10,34 @@
 
 namespace music_api {
 
-enum class RouteId { kListTracks, kTrack, kTrackSave, kStatus, kPing };
+enum class RouteId {
+  kListTracks,
+  kTrack,
+  kTrackSave,
+  kTrackShare,
+  kCollections,
+  kCollection,
+  kCollectionTracks,
+  kCollectionTrack,
+  kCollectionOrder,
+  kShare,
+  kSharedLink,
+  kSharedSave,
+  kStatus,
+  kPing,
+};
 
+// The ids a path names. Each is nullopt when its segment is not a well-formed id of its kind: the
+// route still matches, and is answered like an unknown resource once the caller is known (an org
+// with the same 403 as one the caller is not in, the others with the same 404 as a missing one),
+// so the shape of an id tells nothing.
 struct Route {
   RouteId id = RouteId::kListTracks;
-  // Routes under an org: nullopt when the path segment is not a well-formed org id: still this
-  // route, but answered with the same 403 as an unknown org once the key is known (no existence leak).
   std::optional<std::string> organization_id;
-  // kTrack, kTrackSave: nullopt when the segment is not a well-formed track id (a 404 once the key
-  // and org are known, like a track that does not exist).
   std::optional<std::string> track_id;
+  std::optional<std::string> collection_id;
+  std::optional<std::string> share_id;
+  std::optional<std::string> token;  // shr_…: a share link's public token
 };
 
 // Every route is one row of one table (method set + path pattern, or the host-only endpoint nginx

@@ -10,16 +10,10 @@
 #include "http/query_params.hpp"
 #include "http/render.hpp"
 #include "http/route.hpp"
+#include "pipeline/caller.hpp"
+#include "pipeline/routes.hpp"
 
 namespace music_api {
-namespace {
-
-enum class AuthSource { kCache, kDatabase };
-
-struct Caller {
-  std::string user_id;
-  AuthSource source;
-};
 
 // The key and org access, from the worker's cache when it holds a past success, else the database.
 // Key ids the database just said it does not know are refused without asking it again.
@@ -51,44 +45,7 @@ Result<Caller> Authenticate(const ApiKeyParts& key, std::string_view presented_h
   return Caller{std::move(*user_id), AuthSource::kDatabase};
 }
 
-// Authenticates the request, then runs `query` (one statement that re-checks the caller itself
-// and answers `auth_ok`). When that check disagrees with what the cache knew (a change not yet
-// notified), the cache entry goes and the request is decided again from the database, which
-// answers with the right error. Every route under an org goes through here.
-template <typename Query>
-auto AsCaller(const Request& request, const Route& route, std::string_view trace_id, PipelineContext& context,
-              Response& response, Query&& query) -> decltype(query(std::declval<const CheckedCaller&>())) {
-  auto presented = PresentedApiKey(request.x_api_key, request.authorization);
-  if (!presented) return Fail(ErrorCode::kAuthenticationRequired);
-  // A string that cannot be a key is refused without a database round trip.
-  auto key = ParseApiKey(*presented);
-  if (!key) return Fail(ErrorCode::kInvalidApiKey);
-  const std::string presented_hash = HashApiKeySecret(context.pepper, *key);
-  // One clock for the whole request: the app's, also bound into each statement's own re-check.
-  const int64_t now = static_cast<int64_t>(std::time(nullptr));
-
-  const uint64_t generation = context.auth_generation ? context.auth_generation->load(std::memory_order_acquire) : 0;
-  const bool reopened = context.database.AuthChanged();
-  if (reopened || generation != context.auth_generation_seen) {
-    context.auth_cache.Clear();
-    context.auth_generation_seen = generation;
-  }
-  bool use_cache = true;
-  for (;;) {
-    auto caller =
-        Authenticate(*key, presented_hash, route.organization_id, use_cache, now, trace_id, context, response);
-    if (!caller) return Fail(caller.error());
-    const std::string& org_id = *route.organization_id;
-    auto answer = query(CheckedCaller{key->id, presented_hash, org_id, caller->user_id, now});
-    if (!answer || answer->auth_ok) return answer;
-    context.auth_cache.Forget(key->id, org_id);
-    if (caller->source == AuthSource::kCache) {
-      use_cache = false;
-      continue;
-    }
-    return Fail(ErrorCode::kServiceUnavailable);  // changed again within this request: let it retry
-  }
-}
+namespace {
 
 ApiError TrackNotFound() { return ApiError{ErrorCode::kResourceNotFound, "Track not found", {}, {}}; }
 
@@ -128,17 +85,11 @@ struct SignedUrls {
 SignedUrls SignTrackFiles(const TrackDetail& detail, std::string_view track_id, const Request& request, int64_t now,
                           const PipelineContext& context) {
   SignedUrls urls;
-  const MediaSigner& signer = *context.media_signer;
-  std::string base = signer.base_url;
-  if (base.empty() && !request.host.empty()) base = "https://" + std::string(request.host);
-  const int64_t expires = now + signer.ttl_seconds;
-  std::string url;
+  const std::string base = PublicBase(request, context);
   for (const auto& file : detail.files) {
-    url.clear();
-    AppendSignedMediaUrl(url, signer, base, track_id, file.file_name, expires);
+    std::string url = SignedUrlJson(context, base, track_id, file.file_name, now);
     if (file.name == "master") {
-      urls.playback.clear();
-      AppendJsonString(urls.playback, url);
+      urls.playback = std::move(url);
       continue;
     }
     if (urls.stems == "null") {
@@ -148,7 +99,7 @@ SignedUrls SignTrackFiles(const TrackDetail& detail, std::string_view track_id, 
     }
     AppendJsonString(urls.stems, file.name);
     urls.stems.push_back(':');
-    AppendJsonString(urls.stems, url);
+    urls.stems.append(url);
   }
   if (urls.stems != "null") urls.stems.push_back('}');
   return urls;
@@ -221,32 +172,76 @@ Result<void> Ping(std::string_view trace_id, PipelineContext& context, Response&
   return {};
 }
 
+Result<void> Status(const Request& request, const Route&, std::string_view, PipelineContext& context,
+                    Response& response) {
+  bool prometheus = request.query.find("format=prometheus") != std::string_view::npos;
+  if (prometheus) response.content_type = "text/plain; version=0.0.4; charset=utf-8";
+  context.render_status(prometheus, response.body);
+  return {};
+}
+
+Result<void> PingRoute(const Request&, const Route&, std::string_view trace_id, PipelineContext& context,
+                       Response& response) {
+  return Ping(trace_id, context, response);
+}
+
+// Which handler answers a route and method (HEAD is GET without the body; the route table has
+// already refused the methods a route does not answer).
+struct HandlerRow {
+  RouteId route;
+  std::string_view method;
+  RouteHandler handle;
+};
+
+constexpr HandlerRow kHandlers[] = {
+    {RouteId::kListTracks, "GET", ListSavedTracks},
+    {RouteId::kTrack, "GET", GetTrack},
+    {RouteId::kTrack, "DELETE", DeleteTrack},
+    {RouteId::kTrackSave, "POST", SaveTrack},
+    {RouteId::kTrackSave, "DELETE", UnsaveTrack},
+    {RouteId::kTrackShare, "POST", ShareTrack},
+    {RouteId::kCollections, "GET", ListCollections},
+    {RouteId::kCollections, "POST", CreateCollection},
+    {RouteId::kCollection, "GET", GetCollection},
+    {RouteId::kCollection, "PATCH", UpdateCollection},
+    {RouteId::kCollection, "DELETE", DeleteCollection},
+    {RouteId::kCollectionTracks, "GET", ListCollectionEntries},
+    {RouteId::kCollectionTracks, "POST", AddToCollection},
+    {RouteId::kCollectionTrack, "DELETE", RemoveFromCollection},
+    {RouteId::kCollectionOrder, "PATCH", ReorderCollection},
+    {RouteId::kShare, "DELETE", RevokeShare},
+    {RouteId::kSharedLink, "GET", ResolveShare},
+    {RouteId::kSharedSave, "POST", SaveShared},
+    {RouteId::kStatus, "GET", Status},
+    {RouteId::kPing, "GET", PingRoute},
+};
+
 Result<void> Dispatch(const Request& request, std::string_view trace_id, PipelineContext& context, Response& response) {
   auto route = MatchRoute(request);
   if (!route) return Fail(route.error());
-  const bool deleting = request.method == "DELETE";
-  switch (route->id) {
-    case RouteId::kListTracks:
-      return ListSavedTracks(request, *route, trace_id, context, response);
-    case RouteId::kTrack:
-      return deleting ? DeleteTrack(request, *route, trace_id, context, response)
-                      : GetTrack(request, *route, trace_id, context, response);
-    case RouteId::kTrackSave:
-      return deleting ? UnsaveTrack(request, *route, trace_id, context, response)
-                      : SaveTrack(request, *route, trace_id, context, response);
-    case RouteId::kStatus: {
-      bool prometheus = request.query.find("format=prometheus") != std::string_view::npos;
-      if (prometheus) response.content_type = "text/plain; version=0.0.4; charset=utf-8";
-      context.render_status(prometheus, response.body);
-      return {};
-    }
-    case RouteId::kPing:
-      return Ping(trace_id, context, response);
+  const std::string_view method = request.method == "HEAD" ? std::string_view("GET") : request.method;
+  for (const HandlerRow& row : kHandlers) {
+    if (row.route == route->id && row.method == method) return row.handle(request, *route, trace_id, context, response);
   }
-  return Fail(ErrorCode::kResourceNotFound);
+  return Fail(ErrorCode::kInternalError);  // a route row without its handler: a bug
 }
 
 }  // namespace
+
+std::string PublicBase(const Request& request, const PipelineContext& context) {
+  const std::string& configured = context.media_signer->base_url;
+  if (!configured.empty() || request.host.empty()) return configured;
+  return "https://" + std::string(request.host);
+}
+
+std::string SignedUrlJson(const PipelineContext& context, std::string_view base, std::string_view track_id,
+                          std::string_view file_name, int64_t now) {
+  const MediaSigner& signer = *context.media_signer;
+  std::string url, json;
+  AppendSignedMediaUrl(url, signer, base, track_id, file_name, now + signer.ttl_seconds);
+  AppendJsonString(json, url);
+  return json;
+}
 
 void Handle(const Request& request, std::string_view trace_id, PipelineContext& context, Response& response) {
   response.Reset();

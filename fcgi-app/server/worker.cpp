@@ -18,6 +18,7 @@
 #include "core/log.hpp"
 #include "core/media_keys.hpp"
 #include "core/secrets.hpp"
+#include "http/json_body.hpp"
 #include "http/response.hpp"
 #include "pipeline/pipeline.hpp"
 
@@ -79,6 +80,29 @@ Wait WaitForConnection(int listen_fd, const sigset_t& during_wait) {
 std::string_view Param(const FCGX_Request& request, const char* name) {
   const char* value = FCGX_GetParam(name, request.envp);
   return value ? std::string_view(value) : std::string_view();
+}
+
+// The path as the request log shows it: at most 256 bytes, and a share link's token (a credential
+// anyone can open the link with) replaced by "shr_redacted". The share's own log line names its id.
+std::string LoggedPath(std::string_view path) {
+  constexpr std::string_view kShared = "/v1/music/shared/";
+  std::string logged(path.substr(0, 256));
+  if (path.starts_with(kShared)) {
+    size_t end = logged.find('/', kShared.size());
+    logged.replace(kShared.size(), end == std::string::npos ? std::string::npos : end - kShared.size(), "shr_redacted");
+  }
+  return logged;
+}
+
+// The request body, at most one byte past kMaxBodyBytes (enough to know it is too long; nginx
+// refuses longer ones first). Read only when the request says it has one.
+void ReadBody(FCGX_Request& request, std::string& body) {
+  body.clear();
+  std::string_view length = Param(request, "CONTENT_LENGTH");
+  if (length.empty() || length == "0") return;
+  body.resize(kMaxBodyBytes + 1);
+  int got = FCGX_GetStr(body.data(), static_cast<int>(body.size()), request.in);
+  body.resize(got > 0 ? static_cast<size_t>(got) : 0);
 }
 
 }  // namespace
@@ -145,6 +169,8 @@ void RunWorker(const Config& config, const std::string& pepper, int listen_fd, S
   response.body.reserve(64 * 1024);
   std::string head;
   head.reserve(512);
+  std::string body;
+  body.reserve(kMaxBodyBytes + 1);
   long served = 0;
   int exit_status = 0;
   for (;;) {
@@ -167,9 +193,13 @@ void RunWorker(const Config& config, const std::string& pepper, int listen_fd, S
     // replaces it without counting a crash, and nginx answers its JSON 503.
     alarm(static_cast<unsigned>(config.RequestAlarmSeconds()));
     database.StartRequest(started + std::chrono::seconds(config.request_timeout_seconds));
-    Request request{Param(fcgi, "REQUEST_METHOD"), Param(fcgi, "REQUEST_URI"),        Param(fcgi, "QUERY_STRING"),
-                    Param(fcgi, "HTTP_X_API_KEY"), Param(fcgi, "HTTP_AUTHORIZATION"), Param(fcgi, "HTTP_IF_NONE_MATCH"),
-                    Param(fcgi, "HTTP_HOST"),      Param(fcgi, "MUSIC_API_INTERNAL")};
+    ReadBody(fcgi, body);
+    Request request{Param(fcgi, "REQUEST_METHOD"),     Param(fcgi, "REQUEST_URI"),
+                    Param(fcgi, "QUERY_STRING"),       Param(fcgi, "HTTP_X_API_KEY"),
+                    Param(fcgi, "HTTP_AUTHORIZATION"), Param(fcgi, "HTTP_IF_NONE_MATCH"),
+                    Param(fcgi, "HTTP_HOST"),          Param(fcgi, "CONTENT_TYPE"),
+                    Param(fcgi, "REMOTE_ADDR"),        body,
+                    Param(fcgi, "MUSIC_API_INTERNAL")};
     std::string trace_id = NewTraceId();
     try {
       Handle(request, trace_id, context, response);
@@ -179,7 +209,7 @@ void RunWorker(const Config& config, const std::string& pepper, int listen_fd, S
     }
     // The request's params are freed by FCGX_Finish_r: keep what the log line needs.
     std::string method(request.method.substr(0, 16));
-    std::string path(request.Path().substr(0, 256));
+    std::string path = LoggedPath(request.Path());
     head.clear();
     AppendCgiHeaders(response, trace_id, head);
     FCGX_PutStr(head.data(), static_cast<int>(head.size()), fcgi.out);

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""docs/openapi.yaml against the OAS 3.1 schema, the code's error tables and the built routes,
-and proof that the checks in tests/support/openapi.py can fail. Needs no server or database.
+"""docs/openapi.yaml against the OAS 3.1 schema, the code's error tables, the built routes, their
+handlers, bodies and renderers, and proof that the checks in tests/support/openapi.py can fail.
+Needs no server or database.
 
 Run: python3 tests/contract/check_openapi.py
 """
@@ -21,35 +22,140 @@ import openapi  # noqa: E402
 
 ERROR_TABLE = os.path.join(REPO, "fcgi-app", "core", "error.cpp")
 QUERY_PARAMS = os.path.join(REPO, "fcgi-app", "http", "query_params.cpp")
+ROUTE_TABLE = os.path.join(REPO, "fcgi-app", "http", "route.cpp")
+HANDLER_TABLE = os.path.join(REPO, "fcgi-app", "pipeline", "pipeline.cpp")
+LIBRARY_ROUTES = os.path.join(REPO, "fcgi-app", "pipeline", "library_routes.cpp")
+RENDER = os.path.join(REPO, "fcgi-app", "http", "render.cpp")
+JSON_BODY = os.path.join(REPO, "fcgi-app", "http", "json_body.hpp")
 NGINX_DIR = os.path.join(REPO, "nginx")
 
 LIST = "/v1/music/{organization_id}/tracks"
 TRACK = "/v1/music/{organization_id}/tracks/{track_id}"
 SAVE = "/v1/music/{organization_id}/tracks/{track_id}/save"
+SHARE = "/v1/music/{organization_id}/tracks/{track_id}/share"
+COLLECTIONS = "/v1/music/{organization_id}/collections"
+COLLECTION = "/v1/music/{organization_id}/collections/{collection_id}"
+COLLECTION_TRACKS = "/v1/music/{organization_id}/collections/{collection_id}/tracks"
+COLLECTION_TRACK = "/v1/music/{organization_id}/collections/{collection_id}/tracks/{track_id}"
+COLLECTION_ORDER = "/v1/music/{organization_id}/collections/{collection_id}/order"
+SHARE_LINK = "/v1/music/{organization_id}/shares/{share_id}"
+SHARED = "/v1/music/shared/{token}"
+SHARED_SAVE = "/v1/music/shared/{token}/save"
 MEDIA = "/v1/media/{track_id}/{file}"
-# Issue 11's collection and share routes are not built yet, so they must not be documented.
-ROUTE_METHODS = {LIST: {"GET"}, TRACK: {"GET", "DELETE"}, SAVE: {"POST", "DELETE"}, MEDIA: {"GET"}}
-ROUTE_ALLOW = {LIST: "GET, HEAD", TRACK: "GET, HEAD, DELETE", SAVE: "POST, DELETE", MEDIA: "GET, HEAD"}
-API_ROUTES = (LIST, TRACK, SAVE)
-ALL_ROUTES = API_ROUTES + (MEDIA,)
-# Codes only the list can give: the track and save routes read no query parameters.
-LIST_ONLY_CODES = {"VALIDATION_ERROR"}
-# Which documented routes can get each error nginx makes: those of its /v1/music/ location (the
-# API's routes), of its /v1/media/ location, or of the whole server (music-api-errors.conf, and
-# the 404 every location shares). A new nginx code fails the test until it is placed here.
-NGINX_CODE_ROUTES = {
-    "RESOURCE_NOT_FOUND": ALL_ROUTES,
-    "BAD_REQUEST": ALL_ROUTES,
-    "URI_TOO_LONG": ALL_ROUTES,
-    "HEADERS_TOO_LARGE": ALL_ROUTES,
-    "SERVICE_UNAVAILABLE": API_ROUTES,
-    "GATEWAY_TIMEOUT": API_ROUTES,
-    "PAYLOAD_TOO_LARGE": API_ROUTES,
-    "RATE_LIMIT_EXCEEDED": API_ROUTES,
-    "METHOD_NOT_ALLOWED": (MEDIA,),
-    "PLAYBACK_URL_INVALID": (MEDIA,),
-    "PLAYBACK_URL_EXPIRED": (MEDIA,),
-    "RANGE_NOT_SATISFIABLE": (MEDIA,),
+
+# route.cpp's placeholders, as the document names the path parameters.
+PLACEHOLDERS = {"{org}": "{organization_id}", "{track}": "{track_id}", "{collection}": "{collection_id}",
+                "{share}": "{share_id}", "{token}": "{token}"}
+
+
+def read(path):
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+def built_routes():
+    """({path template: Allow}, {RouteId: path template}) of every public row of route.cpp's kRoutes."""
+    table = re.search(r"kRoutes\[\] = \{(.*?)\n\};", read(ROUTE_TABLE), re.S).group(1)
+    rows = re.findall(r'\{RouteId::(k\w+), "([^"]*)", "([^"]*)", \{((?:"[^"]*",?\s*)*)\}\}', table)
+    # A row this pattern misses would silently escape every check below.
+    assert len(rows) == table.count("{RouteId::"), "parsed %d rows of route.cpp's kRoutes, it has %d" % (
+        len(rows), table.count("{RouteId::"))
+    allow, ids = {}, {}
+    for route_id, methods, internal, pattern in rows:
+        segments = re.findall(r'"([^"]*)"', pattern)
+        if internal:
+            assert not segments, route_id
+            continue  # host-only (/music-api/status, /music-api/ping): not part of the document
+        template = "/v1/music/" + "/".join(PLACEHOLDERS.get(s, s) for s in segments)
+        allow[template], ids[route_id] = methods, template
+    return allow, ids
+
+
+def body_operations():
+    """{(METHOD, template): whether a body is required} of every handler that reads a JSON body
+    (JsonBody::Parse in library_routes.cpp, its last argument saying whether none is allowed), by
+    pipeline.cpp's handler table."""
+    _, ids = built_routes()
+    handlers = re.findall(r'\{RouteId::(k\w+), "([A-Z]+)", (\w+)\}',
+                          re.search(r"kHandlers\[\] = \{(.*?)\n\};", read(HANDLER_TABLE), re.S).group(1))
+    text = read(LIBRARY_ROUTES)
+    starts = [(m.start(), m.group(1)) for m in re.finditer(r"^Result<void> (\w+)\(const Request& request", text, re.M)]
+    reads = {}
+    for i, (start, name) in enumerate(starts):
+        end = starts[i + 1][0] if i + 1 < len(starts) else len(text)
+        parse = re.findall(r"JsonBody::Parse\(request\.content_type, request\.body, (true|false)\)", text[start:end])
+        assert len(parse) <= 1, name
+        if parse:
+            reads[name] = parse[0] == "false"
+    assert reads, "no handler in library_routes.cpp reads a body?"
+    found = {(method, ids[route]): reads[name] for route, method, name in handlers if name in reads}
+    assert len(found) == len(reads), "a body-reading handler is in no row of kHandlers: %s" % sorted(reads)
+    return found
+
+
+def code_constants(path):
+    """Every `kName = <integer>` (or `<a> * <b>`) constant of a C++ file."""
+    values = {}
+    for name, a, b in re.findall(r"\b(k\w+) = (\d+)(?: \* (\d+))?", read(path)):
+        values[name] = int(a) * (int(b) if b else 1)
+    return values
+
+
+ROUTE_ALLOW, _ = built_routes()
+ROUTE_ALLOW[MEDIA] = "GET, HEAD"  # nginx's music-api-media.conf, not the API's table
+# The methods the document describes for each route: HEAD is implied by GET.
+ROUTE_METHODS = {t: set(allow.split(", ")) - {"HEAD"} for t, allow in ROUTE_ALLOW.items()}
+
+# Which of error.cpp's codes each API operation can give. A code in no set here is either
+# refused by that operation's documented schema, or its status is not documented there.
+KEY = {"AUTHENTICATION_REQUIRED", "INVALID_API_KEY", "API_KEY_EXPIRED"}
+MEMBER = {"ORGANIZATION_ACCESS_DENIED", "INSUFFICIENT_PERMISSIONS"}
+EVERY = {"METHOD_NOT_ALLOWED", "INTERNAL_ERROR", "SERVICE_UNAVAILABLE"}
+IN_ORG = EVERY | KEY | MEMBER
+NOT_FOUND, QUERY, BODY = {"RESOURCE_NOT_FOUND"}, {"VALIDATION_ERROR"}, {"VALIDATION_ERROR", "UNSUPPORTED_MEDIA_TYPE"}
+API_CODES = {
+    ("GET", LIST): IN_ORG | NOT_FOUND | QUERY,
+    ("GET", TRACK): IN_ORG | NOT_FOUND,
+    ("DELETE", TRACK): IN_ORG | NOT_FOUND,
+    ("POST", SAVE): IN_ORG | NOT_FOUND,
+    ("DELETE", SAVE): IN_ORG | NOT_FOUND,
+    ("POST", SHARE): IN_ORG | NOT_FOUND | BODY,
+    ("GET", COLLECTIONS): IN_ORG | QUERY,
+    ("POST", COLLECTIONS): IN_ORG | BODY,
+    ("GET", COLLECTION): IN_ORG | NOT_FOUND,
+    ("PATCH", COLLECTION): IN_ORG | NOT_FOUND | BODY,
+    ("DELETE", COLLECTION): IN_ORG | NOT_FOUND,
+    ("GET", COLLECTION_TRACKS): IN_ORG | NOT_FOUND | QUERY,
+    ("POST", COLLECTION_TRACKS): IN_ORG | NOT_FOUND | BODY,
+    ("DELETE", COLLECTION_TRACK): IN_ORG | NOT_FOUND,
+    ("PATCH", COLLECTION_ORDER): IN_ORG | NOT_FOUND | BODY,
+    ("DELETE", SHARE_LINK): IN_ORG | NOT_FOUND,
+    # Opening a link reads no key; saving from one maps "not a member" to the dead link's 404.
+    ("GET", SHARED): EVERY | NOT_FOUND,
+    ("POST", SHARED_SAVE): EVERY | KEY | {"INSUFFICIENT_PERMISSIONS"} | NOT_FOUND,
+}
+API_OPERATIONS = tuple(API_CODES)
+MEDIA_OPERATIONS = (("GET", MEDIA),)
+ALL_OPERATIONS = API_OPERATIONS + MEDIA_OPERATIONS
+NO_KEY_OPERATIONS = {("GET", MEDIA), ("GET", SHARED)}
+# Which documented operations can get each error nginx makes: those of its /v1/music/ location
+# (the API's routes), of its /v1/media/ location, or of the whole server (music-api-errors.conf).
+# nginx's own 404 reaches a documented path only as the media route's missing file, but the
+# API's 404s are the same envelope, so every operation documenting a 404 must take nginx's body
+# too. A new nginx code fails the test until it is placed here.
+NGINX_CODE_OPERATIONS = {
+    "RESOURCE_NOT_FOUND": MEDIA_OPERATIONS + tuple(op for op in API_OPERATIONS if NOT_FOUND <= API_CODES[op]),
+    "BAD_REQUEST": ALL_OPERATIONS,
+    "URI_TOO_LONG": ALL_OPERATIONS,
+    "HEADERS_TOO_LARGE": ALL_OPERATIONS,
+    "SERVICE_UNAVAILABLE": API_OPERATIONS,
+    "GATEWAY_TIMEOUT": API_OPERATIONS,
+    "PAYLOAD_TOO_LARGE": API_OPERATIONS,
+    "RATE_LIMIT_EXCEEDED": API_OPERATIONS,
+    "METHOD_NOT_ALLOWED": MEDIA_OPERATIONS,
+    "PLAYBACK_URL_INVALID": MEDIA_OPERATIONS,
+    "PLAYBACK_URL_EXPIRED": MEDIA_OPERATIONS,
+    "RANGE_NOT_SATISFIABLE": MEDIA_OPERATIONS,
     # Only for the host-only /music-api/status and /music-api/ping, which the document leaves
     # out: the code must be named in it, but no documented route gets it.
     "FORBIDDEN": (),
@@ -57,15 +163,29 @@ NGINX_CODE_ROUTES = {
 
 ORG = "org_contract1"
 TRACK_ID = "mtrack_contract1"
+COLL_ID = "mcoll_contract1"
+LINK_ID = "mslink_contract1"
+TOKEN = "shr_" + "aB3" * 14 + "x"
 PATHS = {LIST: "/v1/music/%s/tracks" % ORG,
          TRACK: "/v1/music/%s/tracks/%s" % (ORG, TRACK_ID),
          SAVE: "/v1/music/%s/tracks/%s/save" % (ORG, TRACK_ID),
+         SHARE: "/v1/music/%s/tracks/%s/share" % (ORG, TRACK_ID),
+         COLLECTIONS: "/v1/music/%s/collections" % ORG,
+         COLLECTION: "/v1/music/%s/collections/%s" % (ORG, COLL_ID),
+         COLLECTION_TRACKS: "/v1/music/%s/collections/%s/tracks" % (ORG, COLL_ID),
+         COLLECTION_TRACK: "/v1/music/%s/collections/%s/tracks/%s" % (ORG, COLL_ID, TRACK_ID),
+         COLLECTION_ORDER: "/v1/music/%s/collections/%s/order" % (ORG, COLL_ID),
+         SHARE_LINK: "/v1/music/%s/shares/%s" % (ORG, LINK_ID),
+         SHARED: "/v1/music/shared/%s" % TOKEN,
+         SHARED_SAVE: "/v1/music/shared/%s/save" % TOKEN,
          MEDIA: "/v1/media/%s/master.mp3" % TRACK_ID}
 REQUEST_ID = "req_8ZkQ2mXv4TnR7pLc1sWb9yHd"
 TIMESTAMP = "2026-06-28T10:30:00Z"
 JSON_TYPE = musicapi.JSON_CONTENT_TYPE
 SIGNED_URL = ("https://api.example.com/v1/media/%s/master.mp3?exp=1782643860&kid=k1&sig=%s"
               % (TRACK_ID, "A" * 43))
+# SharedLink's keys, as test_shares.py and render.cpp have them.
+SHARED_LINK_KEYS = ["kind", "available", "message", "share", "track", "collection", "tracks"]
 
 
 def api_error_rows():
@@ -123,6 +243,26 @@ def schema_errors(doc, method, template, status, body):
     return [e.message for e in jsonschema.Draft202012Validator(schema).iter_errors(body)]
 
 
+def accepted(doc, method, template, status, body):
+    """Whether the document describes this error answer at all (status documented, body accepted)."""
+    try:
+        return not schema_errors(doc, method, template, status, body)
+    except AssertionError:  # the status is not documented for the operation
+        return False
+
+
+def request_schema_errors(doc, schema, body):
+    validator = jsonschema.Draft202012Validator(openapi._standalone_schema(doc, schema))
+    return [e.message for e in validator.iter_errors(body)]
+
+
+def rendered_keys(function):
+    """The JSON keys a renderer of fcgi-app/http/render.cpp writes, in the order it writes them."""
+    match = re.search(r"\nvoid %s\(.*?\n\}\n" % re.escape(function), read(RENDER), re.S)
+    assert match, "no function %s in render.cpp" % function
+    return re.findall(r'\\"([a-z_]+)\\":', match.group(0))
+
+
 def track(**changes):
     body = {"id": TRACK_ID, "title": "Late Night Study", "engine": "studio", "mode": "creation",
             "measured_duration_seconds": 119.4, "instrumental": True, "licence_class": "personal_only",
@@ -130,6 +270,43 @@ def track(**changes):
             "stem_urls": {"vocals": SIGNED_URL}}
     body.update(changes)
     return body
+
+
+def collection(**changes):
+    body = {"id": COLL_ID, "name": "Morning", "description": "Line one\nand\ttabs", "cover_track_id": TRACK_ID,
+            "cover_image_url": "https://img.example.test/a.png?x=1", "track_count": 3,
+            "created_at": "2026-12-01T08:00:00Z", "updated_at": "2026-12-02T09:15:30Z"}
+    body.update(changes)
+    return body
+
+
+def share_created(**changes):
+    body = {"id": LINK_ID, "token": TOKEN, "url": "https://localhost:8443/v1/music/shared/" + TOKEN,
+            "target_type": "track", "visibility": "link_only", "expires_at": None,
+            "created_at": "2026-12-02T03:04:05Z"}
+    body.update(changes)
+    return body
+
+
+def shared_link(**changes):
+    body = {"kind": "track", "available": True, "message": None,
+            "share": {"target_type": "track", "visibility": "public", "expires_at": "2026-12-09T03:04:05Z"},
+            "track": {"id": TRACK_ID, "title": None, "engine": "studio", "mode": "focus",
+                      "measured_duration_seconds": None, "instrumental": False, "playback_url": SIGNED_URL,
+                      "licence": {"licence_class": "personal_only", "licence_version": "2026-01",
+                                  "commercial_use": False, "requires_attribution": True}},
+            "collection": None, "tracks": None}
+    body.update(changes)
+    return body
+
+
+UNAVAILABLE = {"kind": "track", "available": False,
+               "message": "The creator removed this track; it is no longer available.",
+               "share": None, "track": None, "collection": None, "tracks": None}
+
+
+def ack(id_, detail):
+    return json_bytes({"success": True, "id": id_, "detail": detail})
 
 
 def json_bytes(value):
@@ -165,6 +342,12 @@ class DocumentTests(unittest.TestCase):
         with open(openapi.DEFAULT_DOCUMENT, encoding="utf-8") as f:
             cls.text = f.read()
 
+    def schema(self, name):
+        return self.doc["components"]["schemas"][name]
+
+    def operation(self, method, template):
+        return self.doc["paths"][template][method.lower()]
+
     def test_document_is_valid_openapi_3_1(self):
         self.assertEqual(self.doc["openapi"], "3.1.0")
         openapi.validate_document(self.doc)
@@ -177,6 +360,9 @@ class DocumentTests(unittest.TestCase):
             if "GET" in methods:
                 methods.discard("HEAD")  # implied by GET; an explicit head operation is allowed
         self.assertEqual(documented, ROUTE_METHODS)
+        # The tables of this file name every operation, and only those.
+        self.assertEqual(set(PATHS), set(ROUTE_METHODS))
+        self.assertEqual(set(ALL_OPERATIONS), {(m, t) for t, methods in ROUTE_METHODS.items() for m in methods})
 
     def test_405_allow_lists_each_routes_methods(self):
         for template, allow in ROUTE_ALLOW.items():
@@ -188,30 +374,50 @@ class DocumentTests(unittest.TestCase):
                     openapi.check_response(self.doc, "PUT", PATHS[template], 405,
                                            error_headers(Allow=allow + ", PUT"), body)
 
-    def test_only_the_media_route_needs_no_key(self):
+    def test_only_the_media_route_and_opening_a_shared_link_need_no_key(self):
         self.assertEqual(self.doc["security"], [{"ApiKeyHeader": []}, {"BearerAuth": []}])
         schemes = self.doc["components"]["securitySchemes"]
         self.assertEqual((schemes["ApiKeyHeader"]["type"], schemes["ApiKeyHeader"]["in"],
                           schemes["ApiKeyHeader"]["name"]), ("apiKey", "header", "X-API-Key"))
         self.assertEqual((schemes["BearerAuth"]["type"], schemes["BearerAuth"]["scheme"]), ("http", "bearer"))
         for method, template in openapi.operations(self.doc):
-            operation = self.doc["paths"][template][method.lower()]
+            operation = self.operation(method, template)
             with self.subTest(method=method, route=template):
-                if template == MEDIA:
+                if (method, template) in NO_KEY_OPERATIONS:
                     self.assertEqual(operation.get("security"), [])
+                    self.assertNotIn("401", operation["responses"])
                 else:
                     self.assertNotIn("security", operation)
+                    self.assertIn("401", operation["responses"])
 
     def test_every_api_error_code_is_documented_on_every_route_that_can_give_it(self):
-        for status, code, etype, message, system_message in api_error_rows():
+        rows = api_error_rows()
+        self.assertEqual({code for _, code, _, _, _ in rows}, set().union(*API_CODES.values()),
+                         "say in API_CODES which operations give each code of error.cpp")
+        for status, code, etype, message, system_message in rows:
             self.assertIn(code, self.text)
             body = envelope(status, code, etype, message, system_message)
-            for template in API_ROUTES:
-                if code in LIST_ONLY_CODES and template != LIST:
-                    continue
-                for method in ROUTE_METHODS[template]:
-                    with self.subTest(code=code, method=method, route=template):
+            for method, template in API_OPERATIONS:
+                with self.subTest(code=code, method=method, route=template):
+                    if code in API_CODES[(method, template)]:
                         self.assertEqual(schema_errors(self.doc, method, template, status, body), [])
+                    else:
+                        self.assertFalse(accepted(self.doc, method, template, status, body),
+                                         "documented, yet this operation never gives it")
+
+    def test_415_and_request_bodies_exactly_where_the_code_reads_a_body(self):
+        bodies = body_operations()
+        self.assertEqual({op for op, codes in API_CODES.items() if "UNSUPPORTED_MEDIA_TYPE" in codes}, set(bodies))
+        for method, template in openapi.operations(self.doc):
+            operation = self.operation(method, template)
+            with self.subTest(method=method, route=template):
+                if (method, template) not in bodies:
+                    self.assertNotIn("requestBody", operation)
+                    continue
+                request_body = openapi.resolve(self.doc, operation["requestBody"])
+                self.assertEqual(request_body.get("required", False), bodies[(method, template)])
+                self.assertEqual(list(request_body["content"]), ["application/json"])
+                self.assertIn("schema", request_body["content"]["application/json"])
 
     def test_every_nginx_error_code_is_documented_on_every_route_that_can_give_it(self):
         bodies = nginx_error_bodies()
@@ -219,35 +425,98 @@ class DocumentTests(unittest.TestCase):
         for conf, status, body in bodies:
             code = body["error"]["code"]
             self.assertIn(code, self.text, conf)
-            self.assertIn(code, NGINX_CODE_ROUTES, "%s: say in NGINX_CODE_ROUTES which routes get %s" % (conf, code))
-            for template in NGINX_CODE_ROUTES[code]:
-                for method in ROUTE_METHODS[template]:
-                    with self.subTest(conf=conf, code=code, method=method, route=template):
-                        self.assertEqual(schema_errors(self.doc, method, template, status, body), [])
+            self.assertIn(code, NGINX_CODE_OPERATIONS,
+                          "%s: say in NGINX_CODE_OPERATIONS which operations get %s" % (conf, code))
+            for method, template in NGINX_CODE_OPERATIONS[code]:
+                with self.subTest(conf=conf, code=code, method=method, route=template):
+                    self.assertEqual(schema_errors(self.doc, method, template, status, body), [])
+
+    def query_422_fields(self, method, template):
+        failed = openapi.resolve(self.doc, self.operation(method, template)["responses"]["422"])
+        return set(failed["content"]["application/json"]["schema"]["allOf"][1]["properties"]["error"]["properties"][
+            "details"]["properties"]["field"]["enum"])
 
     def test_list_parameters_and_422_fields_are_the_codes(self):
         names, fields = list_query_fields()
         self.assertEqual(len(names), 5, names)
-        operation = self.doc["paths"][LIST]["get"]
-        parameters = [openapi.resolve(self.doc, p) for p in operation["parameters"]]
+        parameters = [openapi.resolve(self.doc, p) for p in self.operation("GET", LIST)["parameters"]]
         query = [p["name"] for p in parameters if p["in"] == "query"]
         self.assertEqual(query, names)
-        failed = openapi.resolve(self.doc, operation["responses"]["422"])
-        field = failed["content"]["application/json"]["schema"]["allOf"][1]["properties"]["error"]["properties"][
-            "details"]["properties"]["field"]
-        self.assertEqual(set(field["enum"]), fields)
+        self.assertEqual(self.query_422_fields("GET", LIST), fields)
+        # The other lists read their query by the same rules (only limit and offset mean anything).
+        for template in (COLLECTIONS, COLLECTION_TRACKS):
+            with self.subTest(route=template):
+                parameters = [openapi.resolve(self.doc, p) for p in self.operation("GET", template)["parameters"]]
+                self.assertEqual([p["name"] for p in parameters if p["in"] == "query"], ["limit", "offset"])
+                self.assertEqual(self.query_422_fields("GET", template), fields)
 
-    def test_track_keys_are_the_list_items_keys_in_order(self):
-        track_schema = self.doc["components"]["schemas"]["Track"]
+    def test_page_and_body_bounds_are_the_codes(self):
+        k = code_constants(LIBRARY_ROUTES)
+        for template, default, maximum, page in (
+                (COLLECTIONS, k["kCollectionsDefaultLimit"], k["kCollectionsMaxLimit"], "CollectionPage"),
+                (COLLECTION_TRACKS, k["kEntriesDefaultLimit"], k["kEntriesMaxLimit"], "CollectionEntries")):
+            with self.subTest(route=template):
+                limit = [openapi.resolve(self.doc, p) for p in self.operation("GET", template)["parameters"]][0]
+                self.assertEqual((limit["name"], limit["schema"]["default"], limit["schema"]["minimum"],
+                                  limit["schema"]["maximum"]), ("limit", default, 1, maximum))
+                props = self.schema(page)["properties"]
+                self.assertEqual((props["limit"]["maximum"], props["items"]["maxItems"]), (maximum, maximum))
+        for name in ("Collection", "CollectionCreate", "CollectionUpdate"):
+            with self.subTest(schema=name):
+                props = self.schema(name)["properties"]
+                self.assertEqual((props["name"]["minLength"], props["name"]["maxLength"]), (1, k["kMaxNameCharacters"]))
+                self.assertEqual(props["description"]["maxLength"], k["kMaxDescriptionCharacters"])
+                self.assertEqual(props["cover_image_url"]["maxLength"], k["kMaxImageUrlCharacters"])
+        days = k["kMaxShareDays"]
+        self.assertIn("above %d counts as %d" % (days, days),
+                      self.schema("ShareCreate")["properties"]["expires_in_days"]["description"])
+        body = code_constants(JSON_BODY)
+        self.assertEqual(body["kMaxBodyBytes"] % 1024, 0)
+        kib = "%d KiB" % (body["kMaxBodyBytes"] // 1024)
+        words = lambda text: " ".join(text.split())  # noqa: E731  (the document wraps its lines)
+        responses = self.doc["components"]["responses"]
+        for text in (self.doc["info"]["description"], responses["PayloadTooLarge"]["description"],
+                     responses["BodyValidationFailed"]["description"]):
+            self.assertIn(kib, words(text))
+        self.assertIn("nested at most %d deep" % body["kMaxBodyDepth"], words(self.doc["info"]["description"]))
+
+    def test_keys_are_in_the_order_the_code_writes_them(self):
+        track_schema = self.schema("Track")
         self.assertEqual(track_schema["required"], musicapi.ITEM_KEYS)
         self.assertEqual(list(track_schema["properties"]), musicapi.ITEM_KEYS)
-        entry = self.doc["components"]["schemas"]["LibraryEntry"]
+        entry = self.schema("LibraryEntry")
         self.assertEqual(list(entry["properties"]), ["id", "track_id", "source", "created_at", "saved"])
+        for name, function in (("Collection", "RenderCollection"), ("ShareCreated", "RenderShareCreated"),
+                               ("SharedSave", "RenderSharedSave"), ("Acknowledgement", "RenderAcknowledgement")):
+            with self.subTest(schema=name):
+                self.assertEqual(list(self.schema(name)["properties"]), rendered_keys(function))
+                self.assertEqual(self.schema(name)["required"], rendered_keys(function))
+        window = rendered_keys("AppendWindow")
+        self.assertEqual(list(self.schema("CollectionPage")["properties"]),
+                         rendered_keys("RenderCollectionPage") + window)
+        entries = list(self.schema("CollectionEntries")["properties"])
+        item = list(self.schema("CollectionEntries")["properties"]["items"]["items"]["properties"])
+        self.assertEqual(entries, ["collection_id", "items"] + window)
+        self.assertEqual(entries[:2] + item, rendered_keys("RenderCollectionEntries"))
+        # RenderSharedLink writes the unavailable answer first, then the available one, nested.
+        top = list(self.schema("SharedLink")["properties"])
+        self.assertEqual(top, SHARED_LINK_KEYS)
+        share = list(self.schema("SharedLinkShare")["properties"])
+        shared_track = []
+        for key in self.schema("SharedTrack")["properties"]:
+            shared_track.append(key)
+            if key == "licence":
+                shared_track += list(self.schema("SharedTrackLicence")["properties"])
+        self.assertEqual(rendered_keys("RenderSharedLink"),
+                         top + top[1:4] + share + ["track"] + shared_track + top[5:])
+        for name in ("SharedLink", "SharedLinkShare", "SharedTrack", "SharedTrackLicence", "CollectionEntries",
+                     "CollectionPage"):
+            self.assertEqual(self.schema(name)["required"], list(self.schema(name)["properties"]), name)
 
     def test_examples_match_their_schemas(self):
         checked = 0
         for method, template in openapi.operations(self.doc):
-            responses = self.doc["paths"][template][method.lower()]["responses"]
+            responses = self.operation(method, template)["responses"]
             for status in responses:
                 media = openapi.resolve(self.doc, responses[status]).get("content", {}).get("application/json", {})
                 examples = [media["example"]] if "example" in media else []
@@ -256,7 +525,65 @@ class DocumentTests(unittest.TestCase):
                     with self.subTest(method=method, route=template, status=status):
                         self.assertEqual(schema_errors(self.doc, method, template, int(status), example), [])
                         checked += 1
+        self.assertGreaterEqual(checked, 20)
+
+    def test_request_examples_match_their_schemas(self):
+        checked = 0
+        for method, template in openapi.operations(self.doc):
+            operation = self.operation(method, template)
+            if "requestBody" not in operation:
+                continue
+            media = openapi.resolve(self.doc, operation["requestBody"])["content"]["application/json"]
+            examples = [media["example"]] if "example" in media else []
+            examples += [e["value"] for e in media.get("examples", {}).values()]
+            self.assertTrue(examples, "%s %s: no request example" % (method, template))
+            for example in examples:
+                with self.subTest(method=method, route=template, example=example):
+                    self.assertEqual(request_schema_errors(self.doc, media["schema"], example), [])
+                    checked += 1
         self.assertGreaterEqual(checked, 5)
+
+    def test_request_schemas_accept_and_refuse_what_the_code_does(self):
+        """A sample of the body rules of library_routes.cpp (the e2e tests have them all)."""
+        ref = lambda name: {"$ref": "#/components/schemas/" + name}  # noqa: E731
+        cases = {
+            "CollectionCreate": (
+                [{"name": "x"}, {"name": "é" * 512},
+                 {"name": "\U0001F600" * 512, "colour": "red", "extra": {"a": [1]}},
+                 {"name": "\u00a0spaced\u00a0", "description": "a\nb\tc", "cover_track_id": None,
+                  "cover_image_url": "http://img.example.test:8080/p/a.jpg?s=1#f"},
+                 {"name": "x", "description": "é" * 2000, "cover_track_id": TRACK_ID,
+                  "cover_image_url": "https://img.example.test/" + "a" * (1024 - 25)}],
+                [{}, {"description": "no name"}, {"name": ""}, {"name": "a" * 513}, {"name": None}, {"name": 5},
+                 {"name": "a\nb"}, {"name": "a\x7fb"}, {"name": "a\x85b"}, {"name": "x", "description": "a\rb"},
+                 {"name": "x", "description": "é" * 2001}, {"name": "x", "description": ["x"]},
+                 {"name": "x", "cover_track_id": "not-a-track"}, {"name": "x", "cover_track_id": 7},
+                 {"name": "x", "cover_image_url": "ftp://img.example.test/a.png"},
+                 {"name": "x", "cover_image_url": "/a.png"}, {"name": "x", "cover_image_url": "https:///a.png"},
+                 {"name": "x", "cover_image_url": "https://img.example.test/a b.png"},
+                 {"name": "x", "cover_image_url": "https://img.example.test/" + "a" * 1000}, [], "x"]),
+            "CollectionUpdate": (
+                [{}, {"name": "After", "unknown": 1},
+                 {"description": None, "cover_track_id": None, "cover_image_url": None}],
+                [{"name": None}, {"name": ""}, {"cover_track_id": ""}, {"cover_image_url": False}]),
+            "AddTrack": ([{"track_id": TRACK_ID}], [{}, {"track_id": None}, {"track_id": 5}, {"trackid": TRACK_ID}]),
+            "Reorder": ([{"ordered_track_ids": []}, {"ordered_track_ids": [TRACK_ID, TRACK_ID, "x"]}],
+                        [{}, {"ordered_track_ids": None}, {"ordered_track_ids": TRACK_ID},
+                         {"ordered_track_ids": [TRACK_ID, 5]},
+                         {"ordered_track_ids": {"0": TRACK_ID}}, [1]]),
+            "ShareCreate": (
+                [{}, {"visibility": None, "expires_in_days": None}, {"visibility": "public", "expires_in_days": 7},
+                 {"expires_in_days": 100000}, {"expires_in_days": 7.0}],
+                [{"visibility": v} for v in ("private", "", "PUBLIC", 5, ["public"], True)]
+                + [{"expires_in_days": v} for v in (0, -1, 1.5, "7", True, [7], {"d": 7})] + [[], "public"]),
+        }
+        for name, (good, bad) in cases.items():
+            for body in good:
+                with self.subTest(schema=name, accepted=body):
+                    self.assertEqual(request_schema_errors(self.doc, ref(name), body), [])
+            for body in bad:
+                with self.subTest(schema=name, refused=body):
+                    self.assertNotEqual(request_schema_errors(self.doc, ref(name), body), [])
 
 
 class ValidateDocumentSelfTests(unittest.TestCase):
@@ -401,7 +728,7 @@ class CheckResponseSelfTests(unittest.TestCase):
         self.refused("HEAD is not documented", "HEAD", PATHS[SAVE], 200, TRACK_HEADERS, b"")
 
     def test_undocumented_path_is_refused(self):
-        self.refused("no path template", "GET", "/v1/music/%s/collections" % ORG, 200, TRACK_HEADERS, b"{}")
+        self.refused("no path template", "GET", "/v1/music/%s/playlists" % ORG, 200, TRACK_HEADERS, b"{}")
 
     # -- no body where none is allowed
 
@@ -426,6 +753,108 @@ class CheckResponseSelfTests(unittest.TestCase):
         self.refused("header Cache-Control", "GET", PATHS[LIST], 304, no_store, b"")
         self.refused("header Retry-After", "GET", PATHS[LIST], 503, error_headers(**{"Retry-After": "soon"}),
                      json_bytes(envelope(503, "SERVICE_UNAVAILABLE", "server_error", "m m", "s")))
+
+    # -- collections and share links
+
+    def test_good_collection_answers_pass(self):
+        self.check("POST", PATHS[COLLECTIONS], 201, TRACK_HEADERS, json_bytes(collection(track_count=0)))
+        self.check("POST", PATHS[COLLECTIONS], 201, TRACK_HEADERS,
+                   json_bytes(collection(track_count=0, description=None, cover_track_id=None, cover_image_url=None)))
+        page = {"items": [collection(track_count=None)], "limit": 50, "offset": 0}
+        self.check("GET", PATHS[COLLECTIONS], 200, TRACK_HEADERS, json_bytes(page))
+        self.check("HEAD", PATHS[COLLECTIONS] + "/", 200, TRACK_HEADERS, b"")
+        self.check("GET", PATHS[COLLECTION], 200, TRACK_HEADERS, json_bytes(collection()))
+        self.check("PATCH", PATHS[COLLECTION], 200, TRACK_HEADERS, json_bytes(collection(track_count=0)))
+        self.check("DELETE", PATHS[COLLECTION], 200, TRACK_HEADERS, ack(COLL_ID, "Collection deleted."))
+        entries = {"collection_id": COLL_ID, "items": [{"track_id": TRACK_ID, "position": 0,
+                                                        "added_at": "2026-12-01T08:01:00Z"}], "limit": 200, "offset": 0}
+        self.check("GET", PATHS[COLLECTION_TRACKS] + "?limit=500", 200, TRACK_HEADERS, json_bytes(entries))
+        self.check("POST", PATHS[COLLECTION_TRACKS], 200, TRACK_HEADERS, ack(TRACK_ID, "Track added to collection."))
+        self.check("DELETE", PATHS[COLLECTION_TRACK], 200, TRACK_HEADERS,
+                   ack(TRACK_ID, "Track removed from collection."))
+        self.check("PATCH", PATHS[COLLECTION_ORDER], 200, TRACK_HEADERS, ack(COLL_ID, "Collection reordered."))
+        self.check("POST", PATHS[COLLECTIONS], 415, error_headers(), json_bytes(envelope(
+            415, "UNSUPPORTED_MEDIA_TYPE", "invalid_request_error", "The request body must be JSON.", "x")))
+        repeated = envelope(422, "VALIDATION_ERROR", "validation_error", "m m", "the key appears more than once")
+        repeated["error"]["details"] = {"field": "zz"}
+        self.check("PATCH", PATHS[COLLECTION], 422, error_headers(), json_bytes(repeated))
+        self.check("GET", PATHS[COLLECTION_TRACKS], 404, error_headers(), json_bytes(envelope(
+            404, "RESOURCE_NOT_FOUND", "not_found_error", "m m", "Collection not found")))
+
+    def test_good_share_answers_pass(self):
+        self.check("POST", PATHS[SHARE], 201, TRACK_HEADERS, json_bytes(share_created()))
+        self.check("POST", PATHS[SHARE], 201, TRACK_HEADERS,
+                   json_bytes(share_created(visibility="public", expires_at="2027-03-02T03:04:05Z")))
+        self.check("DELETE", PATHS[SHARE_LINK], 200, TRACK_HEADERS, ack(LINK_ID, "Share link revoked."))
+        self.check("GET", PATHS[SHARED], 200, TRACK_HEADERS, json_bytes(shared_link()))
+        no_audio = shared_link()
+        no_audio["track"]["playback_url"] = None
+        self.check("GET", PATHS[SHARED], 200, TRACK_HEADERS, json_bytes(no_audio))
+        self.check("GET", PATHS[SHARED], 200, TRACK_HEADERS, json_bytes(UNAVAILABLE))
+        self.check("HEAD", PATHS[SHARED], 200, TRACK_HEADERS, b"")
+        self.check("GET", "/v1/music/shared/x", 404, error_headers(), json_bytes(envelope(
+            404, "RESOURCE_NOT_FOUND", "not_found_error", "m m", "Share link not found")))
+        self.check("GET", PATHS[SHARED], 429, error_headers(**{"Retry-After": "1"}), json_bytes(envelope(
+            429, "RATE_LIMIT_EXCEEDED", "rate_limit_error", "m m", "s")))
+        saved = {"id": "mlib_1", "track_id": TRACK_ID, "source": "shared", "share_link_id": LINK_ID,
+                 "created_at": "2026-12-02T03:10:00Z"}
+        self.check("POST", PATHS[SHARED_SAVE], 201, TRACK_HEADERS, json_bytes(saved))
+        self.check("POST", PATHS[SHARED_SAVE], 201, TRACK_HEADERS,
+                   json_bytes(dict(saved, source="own", share_link_id=None)))
+
+    def test_list_item_with_a_track_count_is_refused(self):
+        self.refused(r"items\[0\]\.track_count", "GET", PATHS[COLLECTIONS], 200, TRACK_HEADERS,
+                     json_bytes({"items": [collection()], "limit": 50, "offset": 0}))
+
+    def test_collection_bodies_that_are_not_the_codes_are_refused(self):
+        self.refused("track_count", "POST", PATHS[COLLECTIONS], 201, TRACK_HEADERS, json_bytes(collection()))
+        self.refused("track_count", "GET", PATHS[COLLECTION], 200, TRACK_HEADERS,
+                     json_bytes(collection(track_count=None)))
+        self.refused("'owner' was unexpected", "GET", PATHS[COLLECTION], 200, TRACK_HEADERS,
+                     json_bytes(collection(owner="u")))
+        self.refused("cover_image_url", "GET", PATHS[COLLECTION], 200, TRACK_HEADERS,
+                     json_bytes(collection(cover_image_url="ftp://x/a.png")))
+        entries = {"collection_id": COLL_ID, "items": [{"track_id": TRACK_ID, "position": -1,
+                                                        "added_at": "2026-12-01T08:01:00Z"}], "limit": 200, "offset": 0}
+        self.refused(r"position", "GET", PATHS[COLLECTION_TRACKS], 200, TRACK_HEADERS, json_bytes(entries))
+        self.refused("detail", "POST", PATHS[COLLECTION_TRACKS], 200, TRACK_HEADERS, ack(TRACK_ID, "Track added."))
+        self.refused(r"\$\.id", "PATCH", PATHS[COLLECTION_ORDER], 200, TRACK_HEADERS,
+                     ack(TRACK_ID, "Collection reordered."))
+
+    def test_share_bodies_that_are_not_the_codes_are_refused(self):
+        self.refused("token", "POST", PATHS[SHARE], 201, TRACK_HEADERS, json_bytes(share_created(token="shr_short")))
+        self.refused("url", "POST", PATHS[SHARE], 201, TRACK_HEADERS,
+                     json_bytes(share_created(url="https://localhost/v1/music/shared/shr_other")))
+        self.refused("visibility", "POST", PATHS[SHARE], 201, TRACK_HEADERS,
+                     json_bytes(share_created(visibility="private")))
+        self.refused("oneOf|valid under each|is not valid under any", "GET", PATHS[SHARED], 200, TRACK_HEADERS,
+                     json_bytes(dict(UNAVAILABLE, track=shared_link()["track"])))
+        self.refused("oneOf|valid under each|is not valid under any", "GET", PATHS[SHARED], 200, TRACK_HEADERS,
+                     json_bytes(shared_link(message="Hello there.")))
+        self.refused("collection", "GET", PATHS[SHARED], 200, TRACK_HEADERS, json_bytes(shared_link(collection={})))
+        no_licence = shared_link()
+        del no_licence["track"]["licence"]
+        self.refused("'licence' is a required property", "GET", PATHS[SHARED], 200, TRACK_HEADERS,
+                     json_bytes(no_licence))
+        self.refused("source", "POST", PATHS[SHARED_SAVE], 201, TRACK_HEADERS,
+                     json_bytes({"id": "mlib_1", "track_id": TRACK_ID, "source": "saved", "share_link_id": None,
+                                 "created_at": "2026-12-02T03:10:00Z"}))
+
+    def test_errors_a_route_cannot_give_are_refused(self):
+        self.refused("status 415 is not documented", "GET", PATHS[COLLECTION], 415, error_headers(),
+                     json_bytes(envelope(415, "UNSUPPORTED_MEDIA_TYPE", "invalid_request_error", "m m", "s")))
+        self.refused("status 401 is not documented", "GET", PATHS[SHARED], 401, error_headers(), json_bytes(envelope(
+            401, "AUTHENTICATION_REQUIRED", "authentication_error", "m m", "s")))
+        self.refused("INSUFFICIENT_PERMISSIONS", "POST", PATHS[SHARED_SAVE], 403, error_headers(), json_bytes(envelope(
+            403, "ORGANIZATION_ACCESS_DENIED", "authorization_error", "m m", "s")))
+        self.refused("status 404 is not documented", "POST", PATHS[COLLECTIONS], 404, error_headers(),
+                     json_bytes(envelope(404, "RESOURCE_NOT_FOUND", "not_found_error", "m m", "s")))
+        self.refused("status 422 is not documented", "GET", PATHS[COLLECTION], 422, error_headers(),
+                     json_bytes(envelope(422, "VALIDATION_ERROR", "validation_error", "m m", "s")))
+        self.refused("HEAD is not documented", "HEAD", PATHS[COLLECTION_ORDER], 200, TRACK_HEADERS, b"")
+        self.refused("GET is not documented", "GET", PATHS[SHARED_SAVE], 200, TRACK_HEADERS, b"{}")
+        self.refused("header Allow", "GET", PATHS[COLLECTION_TRACK], 405, error_headers(Allow="GET, HEAD, DELETE"),
+                     json_bytes(envelope(405, "METHOD_NOT_ALLOWED", "invalid_request_error", "m m", "s")))
 
 
 if __name__ == "__main__":

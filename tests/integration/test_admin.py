@@ -477,11 +477,21 @@ class DbRoleTests(AdminCase):
         _, owner, _ = psql(self.owner, "SELECT current_user")
         self.assertNotEqual(me.strip(), owner.strip())
 
-    # The only writes the API's routes make (sql/007_playback.sql): save, unsave, soft delete.
-    ALLOWED_TABLE_WRITES = ["public.library_saves:DELETE"]
-    ALLOWED_COLUMN_WRITES = sorted(["library_saves.%s:INSERT" % c for c in
-                                    ("user_id", "track_id", "org_id", "mode", "engine", "source")]
-                                   + ["tracks.deleted_at:UPDATE"])
+    # The only writes the API's routes make (sql/007_playback.sql: save, unsave, soft delete;
+    # 008_collections_shares.sql: collections and share links). Collection entries change only
+    # through SECURITY DEFINER functions that keep positions dense: no direct write at all.
+    ALLOWED_TABLE_WRITES = ["public.collections:DELETE", "public.library_saves:DELETE"]
+    ALLOWED_COLUMN_WRITES = sorted(
+        ["library_saves.%s:INSERT" % c for c in ("user_id", "track_id", "org_id", "mode", "engine", "source",
+                                                  "share_link_id")]
+        + ["tracks.deleted_at:UPDATE"]
+        + ["collections.%s:INSERT" % c for c in ("id", "org_id", "user_id", "name", "description",
+                                                  "cover_track_id", "cover_image_url")]
+        + ["collections.%s:UPDATE" % c for c in ("name", "description", "cover_track_id", "cover_image_url",
+                                                  "updated_at")]
+        + ["share_links.%s:INSERT" % c for c in ("id", "token_hash", "org_id", "creator_user_id", "target_type",
+                                                  "track_id", "visibility", "expires_at")]
+        + ["share_links.revoked_at:UPDATE"])
 
     def test_api_role_owns_nothing_and_writes_only_what_the_routes_need(self):
         _, out, _ = psql(self.api, """
@@ -519,8 +529,11 @@ class DbRoleTests(AdminCase):
             name = sql_ident(schema) + "." + sql_ident(table)
             statements = ["UPDATE %s SET %s = %s WHERE false" % (name, sql_ident(col), sql_ident(col)),
                           "TRUNCATE %s" % name]
-            if table != "library_saves":  # the save's INSERT (defaults for the rest) and the unsave
-                statements += ["INSERT INTO %s DEFAULT VALUES" % name, "DELETE FROM %s WHERE false" % name]
+            # Column-level INSERT lets DEFAULT VALUES past the privilege check (a constraint stops it).
+            if table not in ("library_saves", "collections", "share_links"):
+                statements.append("INSERT INTO %s DEFAULT VALUES" % name)
+            if table not in ("library_saves", "collections"):  # the unsave and the collection delete
+                statements.append("DELETE FROM %s WHERE false" % name)
             for sql in statements:
                 with self.subTest(sql=sql):
                     # inside a transaction that is rolled back should the server ever allow it
@@ -536,7 +549,11 @@ class DbRoleTests(AdminCase):
                     "UPDATE tracks SET creator_user_id = NULL WHERE false",
                     "DELETE FROM tracks WHERE false",
                     "INSERT INTO track_media DEFAULT VALUES",
-                    "UPDATE collection_tracks SET saved_at = NULL WHERE false"):
+                    "UPDATE collection_tracks SET saved_at = NULL WHERE false",
+                    "UPDATE collection_tracks SET position = 0 WHERE false",
+                    "UPDATE collections SET user_id = 'usr_x' WHERE false",
+                    "UPDATE share_links SET revoked_at = NULL, expires_at = NULL WHERE false",
+                    "UPDATE share_links SET token_hash = token_hash WHERE false"):
             with self.subTest(sql=sql):
                 self.api_refused("BEGIN; %s; ROLLBACK;" % sql)
 

@@ -73,8 +73,8 @@ class CollectionCopyRaceTests(unittest.TestCase):
     def interleave(self, b_sql):
         a = Session()
         a.send("BEGIN;")
-        a.send("INSERT INTO collection_tracks (collection_id, track_id, org_id) "
-               "VALUES ('%s', '%s', '%s');" % (self.coll, self.track, self.org))
+        a.send("INSERT INTO collection_tracks (collection_id, track_id, org_id, position) "
+               "VALUES ('%s', '%s', '%s', 0);" % (self.coll, self.track, self.org))
         a.send("SELECT 'a-inserted';")
         time.sleep(0.5)   # A's insert has run (psql executes each line as it arrives)
         b = Session()
