@@ -1,26 +1,18 @@
 // Authentication and organization access: which key was presented and what it may see.
 #include "auth/auth.hpp"
 
+#include "core/text.hpp"
+
 #include <strings.h>
 
 namespace music_api {
-namespace {
-
-std::string_view TrimSpaces(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-}  // namespace
-
 std::optional<std::string_view> PresentedApiKey(std::string_view x_api_key, std::string_view authorization) {
-  if (auto key = TrimSpaces(x_api_key); !key.empty()) return key;
-  std::string_view auth = TrimSpaces(authorization);
+  if (auto key = TrimBlanks(x_api_key); !key.empty()) return key;
+  std::string_view auth = TrimBlanks(authorization);
   constexpr std::string_view kScheme = "bearer";
   if (auth.size() > kScheme.size() && strncasecmp(auth.data(), kScheme.data(), kScheme.size()) == 0 &&
       (auth[kScheme.size()] == ' ' || auth[kScheme.size()] == '\t')) {
-    if (auto key = TrimSpaces(auth.substr(kScheme.size())); !key.empty()) return key;
+    if (auto key = TrimBlanks(auth.substr(kScheme.size())); !key.empty()) return key;
   }
   return std::nullopt;
 }

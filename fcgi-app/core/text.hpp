@@ -16,6 +16,9 @@ bool HasControlCharacter(std::string_view text);
 // application/x-www-form-urlencoded decoding: `+` is a space; nullopt on `%zz` or a lone `%`.
 std::optional<std::string> PercentDecode(std::string_view encoded);
 
+// `s` without leading and trailing spaces and tabs (HTTP header values).
+std::string_view TrimBlanks(std::string_view s);
+
 // Appends `text` percent-encoded for a URI query value: RFC 3986 unreserved characters stay.
 void AppendPercentEncoded(std::string& out, std::string_view text);
 

@@ -29,9 +29,9 @@ std::optional<int64_t> OptionalNumber(const std::optional<std::string>& text) {
 // created_at, updated_at (MUSIC_API_SQL_COLLECTION_COLUMNS). nullopt when the id is NULL.
 std::optional<CollectionRecord> CollectionAt(const TextRow& row, size_t at) {
   if (!row.at(at)) return std::nullopt;
-  return CollectionRecord{*row[at],           row.at(at + 1).value_or(""), row.at(at + 2), row.at(at + 3),
-                          row.at(at + 4),     OptionalNumber(row.at(at + 5)), Number(row.at(at + 6)),
-                          Number(row.at(at + 7))};
+  return CollectionRecord{
+      *row[at],       row.at(at + 1).value_or(""),    row.at(at + 2),         row.at(at + 3),
+      row.at(at + 4), OptionalNumber(row.at(at + 5)), Number(row.at(at + 6)), Number(row.at(at + 7))};
 }
 
 using TextParams = std::vector<std::pair<std::string_view, std::optional<std::string>>>;  // Database::TextParams
@@ -111,11 +111,10 @@ Result<DeletedOutcome> Database::DeleteCollection(const CheckedCaller& caller, s
 
 Result<CollectionEntries> Database::ListCollectionEntries(const CheckedCaller& caller, std::string_view collection_id,
                                                           int limit, int64_t offset, std::string_view trace_id) {
-  auto rows = Query("collection_entries", sql::kCollectionEntries, &caller,
-                    {{"collection", Text(collection_id)},
-                     {"limit", std::to_string(limit)},
-                     {"offset", std::to_string(offset)}},
-                    Target::kRead, trace_id);
+  auto rows =
+      Query("collection_entries", sql::kCollectionEntries, &caller,
+            {{"collection", Text(collection_id)}, {"limit", std::to_string(limit)}, {"offset", std::to_string(offset)}},
+            Target::kRead, trace_id);
   if (!rows) return Fail(rows.error());
   CollectionEntries entries{Flag((*rows)[0][0]), Flag((*rows)[0][2]), {}};
   for (const auto& row : *rows) {
@@ -141,8 +140,7 @@ Result<EntryOutcome> Database::RemoveFromCollection(const CheckedCaller& caller,
 }
 
 Result<EntryOutcome> Database::ReorderCollection(const CheckedCaller& caller, std::string_view collection_id,
-                                                 const std::vector<std::string>& track_ids,
-                                                 std::string_view trace_id) {
+                                                 const std::vector<std::string>& track_ids, std::string_view trace_id) {
   std::string joined;
   for (const auto& id : track_ids) {
     if (!joined.empty()) joined.push_back(',');
@@ -178,8 +176,7 @@ Result<ShareOutcome> Database::CreateShare(const CheckedCaller& caller, std::str
 
 Result<DeletedOutcome> Database::RevokeShare(const CheckedCaller& caller, std::string_view share_id,
                                              std::string_view trace_id) {
-  auto rows =
-      Query("revoke_share", sql::kRevokeShare, &caller, {{"share", Text(share_id)}}, Target::kWrite, trace_id);
+  auto rows = Query("revoke_share", sql::kRevokeShare, &caller, {{"share", Text(share_id)}}, Target::kWrite, trace_id);
   if (!rows) return Fail(rows.error());
   return DeletedOutcome{Flag((*rows)[0][0]), Number((*rows)[0][2]) > 0};
 }
@@ -213,8 +210,8 @@ Result<std::optional<ResolvedShare>> Database::ResolveShare(std::string_view tok
 
 Result<SharedSaveOutcome> Database::SaveShared(const CheckedCaller& caller, std::string_view token_hash,
                                                std::string_view trace_id) {
-  auto rows = Query("save_shared", sql::kSaveShared, &caller, {{"token_hash", Text(token_hash)}}, Target::kWrite,
-                    trace_id);
+  auto rows =
+      Query("save_shared", sql::kSaveShared, &caller, {{"token_hash", Text(token_hash)}}, Target::kWrite, trace_id);
   if (!rows) return Fail(rows.error());
   const TextRow& row = (*rows)[0];
   SharedSaveOutcome outcome{Flag(row[0]), std::nullopt, {}, std::nullopt};

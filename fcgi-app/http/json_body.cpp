@@ -95,7 +95,8 @@ Result<JsonBody> JsonBody::Parse(std::string_view content_type, std::string_view
   if (!IsJsonMediaType(content_type)) {
     return Fail(ApiError{ErrorCode::kUnsupportedMediaType, "Content-Type must be application/json", {}, {}});
   }
-  if (body.size() > kMaxBodyBytes) return Fail(BodyError("the body exceeds " + std::to_string(kMaxBodyBytes) + " bytes"));
+  if (body.size() > kMaxBodyBytes)
+    return Fail(BodyError("the body exceeds " + std::to_string(kMaxBodyBytes) + " bytes"));
   json::parse_options options;
   options.max_depth = kMaxBodyDepth;  // also bounds the duplicate pass's stack
   json::basic_parser<DuplicateKeys> keys(options);

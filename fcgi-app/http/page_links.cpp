@@ -10,12 +10,6 @@
 namespace music_api {
 namespace {
 
-std::string_view TrimSpaces(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
 std::string_view Opaque(std::string_view tag) {
   if (tag.starts_with("W/")) tag.remove_prefix(2);
   return tag;
@@ -46,7 +40,7 @@ std::string WeakEtag(std::string_view body) { return "W/\"" + Sha256Hex(body).su
 bool IfNoneMatch(std::string_view header, std::string_view etag) {
   while (!header.empty()) {
     size_t comma = header.find(',');
-    std::string_view tag = TrimSpaces(header.substr(0, comma));
+    std::string_view tag = TrimBlanks(header.substr(0, comma));
     if (tag == "*" || (!tag.empty() && Opaque(tag) == Opaque(etag))) return true;
     header = comma == std::string_view::npos ? std::string_view{} : header.substr(comma + 1);
   }

@@ -6,8 +6,12 @@
 
 namespace music_api {
 
-void RenderTrack(const TrackPage& page, size_t i, const TrackUrls& urls, std::string& out) {
-  out.append("{\"id\":");
+namespace {
+
+// "id", "title", "engine", "mode", "measured_duration_seconds", "instrumental" of row i: the
+// fields a track object and a share link's track share, in that order.
+void AppendTrackFields(const TrackPage& page, size_t i, std::string& out) {
+  out.append("\"id\":");
   AppendJsonString(out, page.id[i]);
   out.append(",\"title\":");
   if (page.title_null[i]) {
@@ -26,6 +30,13 @@ void RenderTrack(const TrackPage& page, size_t i, const TrackUrls& urls, std::st
     AppendJsonNumber(out, page.duration[i]);
   }
   out.append(",\"instrumental\":").append(page.instrumental[i] ? "true" : "false");
+}
+
+}  // namespace
+
+void RenderTrack(const TrackPage& page, size_t i, const TrackUrls& urls, std::string& out) {
+  out.push_back('{');
+  AppendTrackFields(page, i, out);
   out.append(",\"licence_class\":");
   AppendJsonString(out, page.licence_class[i]);
   out.append(",\"created_at\":\"");
@@ -188,25 +199,8 @@ void RenderSharedLink(std::string_view target_type, std::string_view visibility,
   AppendJsonString(out, visibility);
   out.append(",\"expires_at\":");
   AppendOptionalTime(out, expires_at);
-  out.append("},\"track\":{\"id\":");
-  AppendJsonString(out, t.id[0]);
-  out.append(",\"title\":");
-  if (t.title_null[0]) {
-    out.append("null");
-  } else {
-    AppendJsonString(out, t.title[0]);
-  }
-  out.append(",\"engine\":");
-  AppendJsonString(out, t.engine[0]);
-  out.append(",\"mode\":");
-  AppendJsonString(out, t.mode[0]);
-  out.append(",\"measured_duration_seconds\":");
-  if (t.duration_null[0]) {
-    out.append("null");
-  } else {
-    AppendJsonNumber(out, t.duration[0]);
-  }
-  out.append(",\"instrumental\":").append(t.instrumental[0] ? "true" : "false");
+  out.append("},\"track\":{");
+  AppendTrackFields(t, 0, out);
   out.append(",\"playback_url\":").append(view->playback_url_json);
   out.append(",\"licence\":{\"licence_class\":");
   AppendJsonString(out, t.licence_class[0]);

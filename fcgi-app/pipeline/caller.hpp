@@ -66,5 +66,4 @@ auto AsCaller(const Request& request, const Route& route, std::string_view trace
   }
 }
 
-
 }  // namespace music_api

@@ -93,8 +93,8 @@ Result<CollectionFields> ReadCollectionFields(const JsonBody& body, bool creatin
   if (!image) return Fail(image.error());
   if (image->presence == JsonBody::Presence::kValue) {
     if (CountCharacters(image->value) > kMaxImageUrlCharacters || !IsHttpUrl(image->value)) {
-      return Fail(ApiError::Validation("cover_image_url",
-                                       "cover_image_url must be an http(s) URL of at most 1024 characters"));
+      return Fail(
+          ApiError::Validation("cover_image_url", "cover_image_url must be an http(s) URL of at most 1024 characters"));
     }
     fields.cover_image_url = std::optional<std::string>(std::move(image->value));
   } else if (image->presence == JsonBody::Presence::kNull) {
@@ -271,8 +271,8 @@ Result<void> ReorderCollection(const Request& request, const Route& route, std::
   return {};
 }
 
-Result<void> ShareTrack(const Request& request, const Route& route, std::string_view trace_id,
-                        PipelineContext& context, Response& response) {
+Result<void> ShareTrack(const Request& request, const Route& route, std::string_view trace_id, PipelineContext& context,
+                        Response& response) {
   const std::string token = NewShareToken();
   auto shared = AsCaller(request, route, trace_id, context, response, [&](const CheckedCaller& caller) {
     if (!route.track_id) return Result<ShareOutcome>(Fail(NotFound("Track not found")));
@@ -283,8 +283,7 @@ Result<void> ShareTrack(const Request& request, const Route& route, std::string_
     std::string chosen = "link_only";
     if (visibility->presence == JsonBody::Presence::kValue) {
       if (visibility->value != "link_only" && visibility->value != "public") {
-        return Result<ShareOutcome>(
-            Fail(ApiError::Validation("visibility", "visibility must be link_only or public")));
+        return Result<ShareOutcome>(Fail(ApiError::Validation("visibility", "visibility must be link_only or public")));
       }
       chosen = visibility->value;
     }
@@ -305,8 +304,7 @@ Result<void> ShareTrack(const Request& request, const Route& route, std::string_
   // Only the creator may share: anyone else (who may see it or not) gets the missing track's 404.
   if (!shared->link) return Fail(NotFound("Track not found"));
   response.status = 201;
-  RenderShareCreated(*shared->link, token, PublicBase(request, context) + "/v1/music/shared/" + token,
-                     response.body);
+  RenderShareCreated(*shared->link, token, PublicBase(request, context) + "/v1/music/shared/" + token, response.body);
   return {};
 }
 
@@ -355,8 +353,8 @@ Result<void> ResolveShare(const Request& request, const Route& route, std::strin
   return {};
 }
 
-Result<void> SaveShared(const Request& request, const Route& route, std::string_view trace_id,
-                        PipelineContext& context, Response& response) {
+Result<void> SaveShared(const Request& request, const Route& route, std::string_view trace_id, PipelineContext& context,
+                        Response& response) {
   // The key first (401 before anything about the link), then the link, whose org is the one the
   // caller must belong to.
   if (!PresentedApiKey(request.x_api_key, request.authorization)) return Fail(ErrorCode::kAuthenticationRequired);

@@ -66,8 +66,8 @@ BOOST_AUTO_TEST_CASE(fields_by_type) {
 
 BOOST_AUTO_TEST_CASE(characters_are_code_points) {
   BOOST_CHECK_EQUAL(CountCharacters("abc"), 3u);
-  BOOST_CHECK_EQUAL(CountCharacters("\xc3\xa9\xc3\xa9"), 2u);      // éé
-  BOOST_CHECK_EQUAL(CountCharacters("\xf0\x9f\x8e\xb5"), 1u);      // one emoji, 4 bytes
+  BOOST_CHECK_EQUAL(CountCharacters("\xc3\xa9\xc3\xa9"), 2u);  // éé
+  BOOST_CHECK_EQUAL(CountCharacters("\xf0\x9f\x8e\xb5"), 1u);  // one emoji, 4 bytes
 }
 
 BOOST_AUTO_TEST_SUITE_END()
