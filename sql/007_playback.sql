@@ -59,6 +59,16 @@ BEGIN
   END IF;
 END
 $$;
+-- The workers' login needs the role for every route that writes: an upgrade that skipped
+-- roles.sql (which grants it) stops here with the fix, instead of answering every write with 500.
+DO $$
+BEGIN
+  IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'music_api')
+     AND NOT pg_has_role('music_api', 'music_api_writer', 'MEMBER') THEN
+    RAISE EXCEPTION 'music_api is not a member of music_api_writer: run sql/roles.sql as a superuser first';
+  END IF;
+END
+$$;
 GRANT USAGE ON SCHEMA public TO music_api_writer;
 GRANT SELECT ON track_media TO music_api_reader;
 -- Save (INSERT … ON CONFLICT DO NOTHING; id and saved_at come from their defaults), unsave, and

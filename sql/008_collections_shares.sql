@@ -46,14 +46,21 @@ CREATE OR REPLACE FUNCTION music_track_deleted() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
   entry record;
+  gone integer;
 BEGIN
   DELETE FROM library_saves WHERE track_id = NEW.id;
-  FOR entry IN SELECT ct.collection_id, ct.position FROM collection_tracks ct
+  FOR entry IN SELECT ct.collection_id FROM collection_tracks ct
                  JOIN collections c ON c.id = ct.collection_id
                 WHERE ct.track_id = NEW.id ORDER BY ct.collection_id FOR NO KEY UPDATE OF c LOOP
-    DELETE FROM collection_tracks WHERE collection_id = entry.collection_id AND track_id = NEW.id;
-    UPDATE collection_tracks SET position = position - 1
-     WHERE collection_id = entry.collection_id AND position > entry.position;
+    -- The position is read only now, under the collection's lock, by a statement of its own (a
+    -- fresh snapshot): an edit that held the lock before may have moved the entry.
+    gone := NULL;
+    DELETE FROM collection_tracks WHERE collection_id = entry.collection_id AND track_id = NEW.id
+      RETURNING position INTO gone;
+    IF gone IS NOT NULL THEN
+      UPDATE collection_tracks SET position = position - 1
+       WHERE collection_id = entry.collection_id AND position > gone;
+    END IF;
   END LOOP;
   UPDATE collections SET cover_track_id = NULL WHERE cover_track_id = NEW.id;
   RETURN NULL;
@@ -114,13 +121,14 @@ CREATE OR REPLACE FUNCTION music_collection_add(p_collection text, p_user text, 
 RETURNS text LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 BEGIN
   IF NOT music_collection_lock(p_collection, p_user, p_org) THEN RETURN NULL; END IF;
+  -- Already there: no track lock needed (a delete of the track holds it, then waits for ours).
+  PERFORM 1 FROM collection_tracks WHERE collection_id = p_collection AND track_id = p_track;
+  IF FOUND THEN RETURN 'present'; END IF;
   PERFORM 1 FROM tracks t WHERE t.id = p_track AND t.org_id = p_org AND t.deleted_at IS NULL
      AND (t.creator_user_id = p_user OR EXISTS (SELECT 1 FROM library_saves s WHERE s.user_id = p_user
                                                  AND s.track_id = t.id))
      FOR SHARE OF t;
   IF NOT FOUND THEN RETURN 'no_track'; END IF;
-  PERFORM 1 FROM collection_tracks WHERE collection_id = p_collection AND track_id = p_track;
-  IF FOUND THEN RETURN 'present'; END IF;
   INSERT INTO collection_tracks (collection_id, track_id, org_id, position)
   SELECT p_collection, p_track, p_org, count(*) FROM collection_tracks WHERE collection_id = p_collection;
   UPDATE collections SET updated_at = now() WHERE id = p_collection;

@@ -45,6 +45,19 @@ Setter Mode() {
   };
 }
 
+// Empty, or scheme and host only (http:// or https://, a host, maybe a port): the signed path is
+// appended to it as is, so a path or a trailing slash would break every signature.
+Setter BaseUrl() {
+  return [](Config& c, std::string_view v) -> std::optional<std::string> {
+    std::string_view rest = v.starts_with("https://") ? v.substr(8) : v.starts_with("http://") ? v.substr(7) : "";
+    if (!v.empty() && (rest.empty() || rest.find_first_of("/?# \t") != std::string_view::npos)) {
+      return "expected empty, or a scheme and host such as https://api.example.com (no path, no slash at the end)";
+    }
+    c.media_base_url = std::string(v);
+    return std::nullopt;
+  };
+}
+
 struct ConfigKey {
   ConfigKeyInfo info;
   Setter set;
@@ -114,7 +127,7 @@ const std::array<ConfigKey, 22>& Table() {
       {{"media_base_url", "",
         "Scheme and host put before signed media paths, e.g. https://api.example.com; empty means "
         "https:// and the request's Host."},
-       Text(&Config::media_base_url, true)},
+       BaseUrl()},
   }};
   return kTable;
 }

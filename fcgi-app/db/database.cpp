@@ -35,13 +35,17 @@ std::string Reason(const std::exception& e) {
   return std::string(what.substr(0, std::min(what.find(" while "), size_t{300})));
 }
 
-// The one table from PostgreSQL failure to HTTP: connection trouble, server shutdown, overload
-// and cancelled (timed-out) statements are 503; anything else is a bug or a schema problem: 500.
+// The one table from PostgreSQL failure to HTTP: connection trouble, server shutdown, overload,
+// cancelled (timed-out) statements and lost lock races are 503; anything else is a bug or a
+// schema problem: 500.
 FailureKind Classify(std::string_view sqlstate, bool session_broken) {
   if (session_broken) return FailureKind::kUnavailable;
   if (sqlstate.starts_with("08")) return FailureKind::kUnavailable;                  // connection exception
   if (sqlstate.starts_with("57")) return FailureKind::kUnavailable;                  // 57014 timeout, 57P0x shutdown
   if (sqlstate == "53300" || sqlstate == "53000") return FailureKind::kUnavailable;  // too many connections
+  // A deadlock or serialization failure between two edits: one of them is cancelled and may simply
+  // be sent again (503 with Retry-After), not a bug.
+  if (sqlstate == "40P01" || sqlstate == "40001") return FailureKind::kUnavailable;
   return FailureKind::kInternal;
 }
 

@@ -210,17 +210,21 @@ Result<std::optional<ResolvedShare>> Database::ResolveShare(std::string_view tok
 
 Result<SharedSaveOutcome> Database::SaveShared(const CheckedCaller& caller, std::string_view token_hash,
                                                std::string_view trace_id) {
-  auto rows =
-      Query("save_shared", sql::kSaveShared, &caller, {{"token_hash", Text(token_hash)}}, Target::kWrite, trace_id);
-  if (!rows) return Fail(rows.error());
-  const TextRow& row = (*rows)[0];
-  SharedSaveOutcome outcome{Flag(row[0]), std::nullopt, {}, std::nullopt};
-  if (row.at(2)) {
-    outcome.entry = LibraryEntry{*row[2], row.at(4).value_or(""), Number(row.at(6))};
-    outcome.track_id = row.at(3).value_or("");
-    outcome.share_link_id = row.at(5);
+  // Like SaveTrack: a save that raced another's INSERT sees no entry in its snapshot; again, it does.
+  for (int attempt = 0;; ++attempt) {
+    auto rows =
+        Query("save_shared", sql::kSaveShared, &caller, {{"token_hash", Text(token_hash)}}, Target::kWrite, trace_id);
+    if (!rows) return Fail(rows.error());
+    const TextRow& row = (*rows)[0];
+    SharedSaveOutcome outcome{Flag(row[0]), std::nullopt, {}, std::nullopt};
+    if (row.at(2)) {
+      outcome.entry = LibraryEntry{*row[2], row.at(4).value_or(""), Number(row.at(6))};
+      outcome.track_id = row.at(3).value_or("");
+      outcome.share_link_id = row.at(5);
+    }
+    const bool live = Number(row.at(7)) > 0;
+    if (outcome.entry || !live || !outcome.auth_ok || attempt == 2) return outcome;
   }
-  return outcome;
 }
 
 }  // namespace music_api

@@ -310,8 +310,9 @@ inline constexpr std::string_view kResolveShare =
 
 // Save a shared track into the caller's library in the link's org, on the primary; like kSaveTrack,
 // an entry the caller already has is the answer. The track's creator saving their own link gets an
-// `own` entry, like the save route. Columns after the two: entry id, track id,
-// source, share_link_id, created_at (NULL id: the link or its track is gone).
+// `own` entry, like the save route. The last column counts the live track (a save racing another
+// answers no entry while the track lives: Database::SaveShared runs it again). Columns after the two: entry id, track
+// id, source, share_link_id, created_at (NULL id: the link or its track is gone).
 inline constexpr std::string_view kSaveShared =
     "WITH guard AS (SELECT " MUSIC_API_SQL_CALLER_OK
     " AS auth_ok), "
@@ -328,8 +329,8 @@ inline constexpr std::string_view kSaveShared =
     "ON CONFLICT (user_id, track_id) DO NOTHING RETURNING id, track_id, source, share_link_id, saved_at), "
     "entry AS (SELECT * FROM added UNION ALL SELECT * FROM existing) "
     "SELECT CASE WHEN guard.auth_ok THEN 1 ELSE 0 END, 1, e.id, e.track_id, e.source, "
-    "e.share_link_id, " MUSIC_API_SQL_EPOCH(
-        "e.saved_at") " FROM guard LEFT JOIN (SELECT * FROM entry LIMIT 1) e ON true";
+    "e.share_link_id, " MUSIC_API_SQL_EPOCH("e.saved_at") ", (SELECT count(*) FROM t) "
+    "FROM guard LEFT JOIN (SELECT * FROM entry LIMIT 1) e ON true";
 
 #undef MUSIC_API_SQL_EPOCH
 #undef MUSIC_API_SQL_COLLECTION_COLUMNS

@@ -3,6 +3,7 @@
 
 #include <boost/json.hpp>
 #include <boost/json/basic_parser_impl.hpp>
+#include <cmath>
 #include <set>
 
 namespace music_api {
@@ -132,9 +133,8 @@ Result<JsonBody::Integer> JsonBody::Int(std::string_view name) const {
   if (v->is_uint64()) return Fail(ApiError::Validation(std::string(name), "is too large"));
   if (v->is_double()) {
     double d = v->as_double();
-    if (d == static_cast<double>(static_cast<int64_t>(d)) && d > -1e15 && d < 1e15) {
-      return Integer{Presence::kValue, static_cast<int64_t>(d)};
-    }
+    // The range first: casting a double outside int64's range is undefined.
+    if (d > -1e15 && d < 1e15 && std::trunc(d) == d) return Integer{Presence::kValue, static_cast<int64_t>(d)};
   }
   return Fail(ApiError::Validation(std::string(name), "must be an integer"));
 }

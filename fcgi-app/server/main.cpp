@@ -6,6 +6,7 @@
 
 #include "core/config.hpp"
 #include "core/log.hpp"
+#include "core/media_keys.hpp"
 #include "core/secrets.hpp"
 #include "server/listen_socket.hpp"
 #include "server/master.hpp"
@@ -68,5 +69,8 @@ int main(int argc, char** argv) {
   }
   auto socket = OpenListenSocket(*config);
   if (!socket) return Fatal(socket.error());
-  return RunMaster(std::move(*config), std::move(*pepper), std::move(*socket), std::move(options));
+  auto media_keys = ReadMediaKeyFile(config->media_keys_file);  // checked above: read once more here
+  if (!media_keys) return Fatal(media_keys.error());
+  return RunMaster(std::move(*config), WorkerSecrets{std::move(*pepper), std::move(*media_keys)}, std::move(*socket),
+                   std::move(options));
 }

@@ -29,9 +29,9 @@ constexpr auto kStopTimeout = std::chrono::seconds(30);
 
 class Master {
  public:
-  Master(Config config, std::string pepper, ListenSocket socket, MasterOptions options)
+  Master(Config config, WorkerSecrets secrets, ListenSocket socket, MasterOptions options)
       : config_(std::move(config)),
-        pepper_(std::move(pepper)),
+        secrets_(std::move(secrets)),
         socket_(std::move(socket)),
         options_(std::move(options)) {}
 
@@ -47,7 +47,7 @@ class Master {
   int LiveWorkers() const;
 
   Config config_;
-  std::string pepper_;
+  WorkerSecrets secrets_;
   ListenSocket socket_;
   SharedStats* stats_ = nullptr;
   MasterOptions options_;
@@ -86,7 +86,7 @@ void Master::Spawn() {
     Log("error", "fork_failed", {{"errno", std::to_string(errno)}});
     return;
   }
-  if (pid == 0) RunWorker(config_, pepper_, socket_.fd, *stats_, master);
+  if (pid == 0) RunWorker(config_, secrets_, socket_.fd, *stats_, master);
   workers_[pid] = generation_;
 }
 
@@ -168,6 +168,15 @@ void Master::Reload() {
   std::optional<std::string> pepper;
   if (fresh) pepper = ReadPepperFile(fresh->key_pepper_file, error);
   if (pepper) error = CheckConfigReferences(*fresh);
+  std::optional<MediaKeyFile> media_keys;
+  if (pepper && error.empty()) {
+    auto read = ReadMediaKeyFile(fresh->media_keys_file);
+    if (read) {
+      media_keys = std::move(*read);
+    } else {
+      error = read.error();
+    }
+  }
   if (!fresh || !pepper || !error.empty()) {
     // A broken new configuration never replaces a working one.
     Log("error", "reload_rejected", {{"error", fresh ? error : fresh.error()}});
@@ -191,7 +200,7 @@ void Master::Reload() {
     Log("warn", "reload_listen_ignored", {{"keys", ignored}, {"reason", "the socket changes on restart only"}});
   }
   config_ = std::move(*fresh);
-  pepper_ = std::move(*pepper);
+  secrets_ = WorkerSecrets{std::move(*pepper), std::move(*media_keys)};
   // New workers first, then the old ones are asked to finish their request and exit: the socket
   // stays open in the master throughout, so no connection is refused during a reload.
   ++generation_;
@@ -294,8 +303,8 @@ std::string CheckConfigReferences(const Config& config) {
   return media_keys ? std::string() : media_keys.error();
 }
 
-int RunMaster(Config config, std::string pepper, ListenSocket socket, MasterOptions options) {
-  return Master(std::move(config), std::move(pepper), std::move(socket), std::move(options)).Run();
+int RunMaster(Config config, WorkerSecrets secrets, ListenSocket socket, MasterOptions options) {
+  return Master(std::move(config), std::move(secrets), std::move(socket), std::move(options)).Run();
 }
 
 }  // namespace music_api

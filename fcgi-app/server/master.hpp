@@ -5,6 +5,7 @@
 
 #include "core/config.hpp"
 #include "server/listen_socket.hpp"
+#include "server/worker_secrets.hpp"
 
 namespace music_api {
 
@@ -18,6 +19,6 @@ struct MasterOptions {
 std::string CheckConfigReferences(const Config& config);
 
 // Runs until SIGTERM/SIGINT; returns the process exit status.
-int RunMaster(Config config, std::string pepper, ListenSocket socket, MasterOptions options);
+int RunMaster(Config config, WorkerSecrets secrets, ListenSocket socket, MasterOptions options);
 
 }  // namespace music_api

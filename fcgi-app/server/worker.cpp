@@ -95,11 +95,9 @@ std::string LoggedPath(std::string_view path) {
 }
 
 // The request body, at most one byte past kMaxBodyBytes (enough to know it is too long; nginx
-// refuses longer ones first). Read only when the request says it has one.
+// refuses longer ones first). Read whatever CONTENT_LENGTH says: without a body the stream is at
+// its end already, and a chunked body may come without a length.
 void ReadBody(FCGX_Request& request, std::string& body) {
-  body.clear();
-  std::string_view length = Param(request, "CONTENT_LENGTH");
-  if (length.empty() || length == "0") return;
   body.resize(kMaxBodyBytes + 1);
   int got = FCGX_GetStr(body.data(), static_cast<int>(body.size()), request.in);
   body.resize(got > 0 ? static_cast<size_t>(got) : 0);
@@ -116,7 +114,7 @@ DatabaseSettings DatabaseSettingsFor(const Config& config) {
       config.request_timeout_seconds * 1000, config.max_replica_lag_seconds};
 }
 
-void RunWorker(const Config& config, const std::string& pepper, int listen_fd, SharedStats& stats, pid_t master) {
+void RunWorker(const Config& config, const WorkerSecrets& secrets, int listen_fd, SharedStats& stats, pid_t master) {
   const sigset_t during_wait = InstallSignals(master);
   // Non-blocking, so that a connection another worker took first sends us back to ppoll() rather
   // than into an accept() that a stop signal cannot interrupt. (Accepted sockets do not inherit
@@ -139,20 +137,15 @@ void RunWorker(const Config& config, const std::string& pepper, int listen_fd, S
     std::exit(1);  // a crash: the master backs off
   }
   Database& database = *database_holder;
-  // Read at each worker's start, so a reload after `music-admin media-key rotate` signs with the new key.
-  auto media_keys = ReadMediaKeyFile(config.media_keys_file);
-  if (!media_keys) {
-    Log("error", "media_keys_unreadable", {{"pid", pid}, {"error", media_keys.error()}});
-    std::exit(1);  // a crash: the master backs off
-  }
-  const MediaSigner media_signer{media_keys->current, *media_keys->Secret(media_keys->current),
+  const MediaKeyFile& media_keys = secrets.media_keys;
+  const MediaSigner media_signer{media_keys.current, *media_keys.Secret(media_keys.current),
                                  config.media_url_ttl_seconds, config.media_base_url};
   database.Connect("worker_start");
   AuthCache auth_cache;
   PipelineContext context{
       database,
       auth_cache,
-      pepper,
+      secrets.pepper,
       config.retry_after_seconds,
       [&stats](bool prometheus, std::string& out) { out = prometheus ? stats.RenderPrometheus() : stats.RenderJson(); },
       &stats.auth_generation,

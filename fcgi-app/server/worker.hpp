@@ -8,6 +8,7 @@
 #include "core/config.hpp"
 #include "db/database.hpp"
 #include "server/stats.hpp"
+#include "server/worker_secrets.hpp"
 
 namespace music_api {
 
@@ -16,7 +17,7 @@ DatabaseSettings DatabaseSettingsFor(const Config& config);
 
 // Never returns: exits 0 after SIGTERM (finishing the request in flight), after max_requests, or
 // when `master` (the forking process) is already gone; exits 1 when the socket fails for good.
-[[noreturn]] void RunWorker(const Config& config, const std::string& pepper, int listen_fd, SharedStats& stats,
+[[noreturn]] void RunWorker(const Config& config, const WorkerSecrets& secrets, int listen_fd, SharedStats& stats,
                             pid_t master);
 
 }  // namespace music_api

@@ -505,6 +505,39 @@ class ConcurrencyTests(CollectionTestCase):
             with self.subTest(round=round_):
                 self.assert_dense(self.org, self.key, self.coll, present)
 
+    def test_track_deletes_racing_removes_and_reorders_keep_positions_dense(self):
+        # A delete's trigger takes the track out of every collection under the collection's lock,
+        # reading the entry's position only then: a remove or reorder that held the lock first
+        # must not leave a gap or a duplicate (which would fail the delete with a 500).
+        for round_ in range(3):
+            tracks = [self.world.track(self.org, creator=self.user) for _ in range(8)]
+            for t in tracks:
+                self.add(self.org, self.key, self.coll, t)
+            doomed, leaving = tracks[1:4], tracks[4:6]
+            ops = ([("delete", t) for t in doomed] + [("remove", t) for t in leaving]
+                   + [("reorder", list(reversed(tracks)))] * 3)
+
+            def run(op):
+                kind, arg = op
+                if kind == "delete":
+                    return self.call("DELETE", "/v1/music/%s/tracks/%s" % (self.org, arg), self.key)
+                if kind == "remove":
+                    return self.remove(self.org, self.key, self.coll, arg)
+                return self.reorder(self.org, self.key, self.coll, arg)
+
+            with concurrent.futures.ThreadPoolExecutor(8) as pool:
+                answers = list(pool.map(run, ops))
+            # A deadlock between the two lock orders is refused as a 503 to retry, never a 500.
+            self.assertTrue(all(r.status in (200, 503) for r in answers), [(r.status, r.body[:200]) for r in answers])
+            for op, r in zip(ops, answers):
+                if r.status == 503:
+                    self.assertEqual(run(op).status, 200, op)
+            remaining = [t for t in tracks if t not in doomed and t not in leaving]
+            with self.subTest(round=round_):
+                self.assert_dense(self.org, self.key, self.coll, remaining)
+            for t in remaining:
+                self.remove(self.org, self.key, self.coll, t)
+
     def test_parallel_adds_of_new_tracks_each_get_their_own_position(self):
         tracks = [self.world.track(self.org, creator=self.user) for _ in range(16)]
         with concurrent.futures.ThreadPoolExecutor(8) as pool:

@@ -115,4 +115,17 @@ BOOST_AUTO_TEST_CASE(write_database_defaults_to_the_read_string) {
   BOOST_CHECK_EQUAL(config->WriteDatabase(), "host=a,b target_session_attrs=read-write");
 }
 
+BOOST_AUTO_TEST_CASE(media_base_url_is_a_scheme_and_host_only) {
+  for (std::string_view good : {"", "https://api.example.com", "http://127.0.0.1:8443"}) {
+    auto config = LoadConfig("/nonexistent", false, {{"media_base_url", std::string(good)}});
+    BOOST_REQUIRE_MESSAGE(config, good);
+    BOOST_CHECK_EQUAL(config->media_base_url, good);
+  }
+  for (std::string_view bad :
+       {"https://api.example.com/", "https://h/media", "ftp://h", "api.example.com", "https://", "https://h?x"}) {
+    auto config = LoadConfig("/nonexistent", false, {{"media_base_url", std::string(bad)}});
+    BOOST_CHECK_MESSAGE(!config, bad);
+  }
+}
+
 BOOST_AUTO_TEST_SUITE_END()
