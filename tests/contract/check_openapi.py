@@ -257,10 +257,14 @@ def request_schema_errors(doc, schema, body):
 
 
 def rendered_keys(function):
-    """The JSON keys a renderer of fcgi-app/http/render.cpp writes, in the order it writes them."""
+    """The JSON keys a renderer of fcgi-app/http/render.cpp writes, in the order it writes them,
+    with the keys of the render.cpp helpers it calls (AppendTrackFields…) in place of each call."""
     match = re.search(r"\nvoid %s\(.*?\n\}\n" % re.escape(function), read(RENDER), re.S)
     assert match, "no function %s in render.cpp" % function
-    return re.findall(r'\\"([a-z_]+)\\":', match.group(0))
+    keys = []
+    for key, helper in re.findall(r'\\"([a-z_]+)\\":|\n\s*(Append[A-Za-z]+Fields)\(', match.group(0)):
+        keys += rendered_keys(helper) if helper else [key]
+    return keys
 
 
 def track(**changes):
