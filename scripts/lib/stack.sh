@@ -191,6 +191,8 @@ stop_pid_file() {
   pid=$(cat "$file")
   local exe
   exe=$(readlink "/proc/$pid/exe" 2>/dev/null || true)
+  # A binary rebuilt while it runs reads "NAME (deleted)": still ours to stop.
+  exe=${exe% (deleted)}
   if [ "${exe##*/}" != "$name" ]; then
     rm -f "$file"
     return 0
