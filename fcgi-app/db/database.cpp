@@ -669,9 +669,7 @@ Result<std::vector<Database::TextRow>> Database::Query(std::string_view what, st
         st.alloc();
         for (size_t i = 0; i < values.size(); ++i) st.exchange(soci::use(values[i], indicators[i], names[i]));
         st.exchange(soci::into(row));
-        std::string text(sql);
-        // The caller's facts are bound to every statement; PostgreSQL wants the numbers typed.
-        st.prepare(text);
+        st.prepare(std::string(sql));
         st.define_and_bind();
         std::vector<TextRow> rows;
         if (st.execute(true)) {

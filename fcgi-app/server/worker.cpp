@@ -97,10 +97,9 @@ std::string LoggedPath(std::string_view path) {
 // The request body, at most one byte past kMaxBodyBytes (enough to know it is too long; nginx
 // refuses longer ones first). Read whatever CONTENT_LENGTH says: without a body the stream is at
 // its end already, and a chunked body may come without a length.
-void ReadBody(FCGX_Request& request, std::string& body) {
-  body.resize(kMaxBodyBytes + 1);
-  int got = FCGX_GetStr(body.data(), static_cast<int>(body.size()), request.in);
-  body.resize(got > 0 ? static_cast<size_t>(got) : 0);
+std::string_view ReadBody(FCGX_Request& request, std::string& buffer) {
+  int got = FCGX_GetStr(buffer.data(), static_cast<int>(buffer.size()), request.in);
+  return std::string_view(buffer.data(), got > 0 ? static_cast<size_t>(got) : 0);
 }
 
 }  // namespace
@@ -162,8 +161,8 @@ void RunWorker(const Config& config, const WorkerSecrets& secrets, int listen_fd
   response.body.reserve(64 * 1024);
   std::string head;
   head.reserve(512);
-  std::string body;
-  body.reserve(kMaxBodyBytes + 1);
+  // Sized once: a request's body is a view of its first bytes (no fill or allocation per request).
+  std::string body_buffer(kMaxBodyBytes + 1, '\0');
   long served = 0;
   int exit_status = 0;
   for (;;) {
@@ -186,7 +185,7 @@ void RunWorker(const Config& config, const WorkerSecrets& secrets, int listen_fd
     // replaces it without counting a crash, and nginx answers its JSON 503.
     alarm(static_cast<unsigned>(config.RequestAlarmSeconds()));
     database.StartRequest(started + std::chrono::seconds(config.request_timeout_seconds));
-    ReadBody(fcgi, body);
+    const std::string_view body = ReadBody(fcgi, body_buffer);
     Request request{Param(fcgi, "REQUEST_METHOD"),     Param(fcgi, "REQUEST_URI"),
                     Param(fcgi, "QUERY_STRING"),       Param(fcgi, "HTTP_X_API_KEY"),
                     Param(fcgi, "HTTP_AUTHORIZATION"), Param(fcgi, "HTTP_IF_NONE_MATCH"),
