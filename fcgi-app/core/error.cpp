@@ -7,7 +7,7 @@ namespace music_api {
 namespace {
 
 // Indexed by ErrorCode; the static_assert below keeps the two in step.
-constexpr std::array<ErrorInfo, 11> kErrors = {{
+constexpr std::array<ErrorInfo, 14> kErrors = {{
     {401, "AUTHENTICATION_REQUIRED", "authentication_error", "Authentication required. Please provide a valid API key.",
      "Missing or invalid authorization header"},
     {401, "INVALID_API_KEY", "authentication_error", "The API key provided is invalid or has been revoked.",
@@ -25,6 +25,16 @@ constexpr std::array<ErrorInfo, 11> kErrors = {{
      "Content-Type must be application/json"},
     {422, "VALIDATION_ERROR", "validation_error", "One or more request parameters are invalid.",
      "Invalid request parameters"},
+    {422, "IDEMPOTENCY_KEY_REUSED", "invalid_request_error",
+     "This Idempotency-Key was already used for a different request.",
+     "Idempotency-Key reused with another method, path or body"},
+    // The first request with this key is still running: retrying after Retry-After gets its answer.
+    {409, "IDEMPOTENCY_KEY_IN_USE", "conflict_error",
+     "A request with this Idempotency-Key is still in progress. Please retry shortly.",
+     "Idempotency-Key in use by a request in progress"},
+    // A unique constraint refused the write (a concurrent change): nothing was written.
+    {409, "CONFLICT", "conflict_error", "The request conflicts with a concurrent change. Please retry.",
+     "Conflicting concurrent write; nothing was changed"},
     {500, "INTERNAL_ERROR", "server_error", "An unexpected error occurred. Please try again later.",
      "Internal server error"},
     {503, "SERVICE_UNAVAILABLE", "server_error", "The service is temporarily unavailable. Please try again shortly.",

@@ -17,6 +17,9 @@ enum class ErrorCode {
   kMethodNotAllowed,
   kUnsupportedMediaType,
   kValidationError,
+  kIdempotencyKeyReused,
+  kIdempotencyKeyInUse,
+  kConflict,
   kInternalError,
   kServiceUnavailable,
 };

@@ -27,7 +27,7 @@
 namespace music_api {
 namespace {
 
-enum class FailureKind { kUnavailable, kInternal };
+enum class FailureKind { kUnavailable, kConflict, kInternal };
 
 // SOCI appends the whole statement and its bound values to its messages; logs keep the reason.
 std::string Reason(const std::exception& e) {
@@ -36,24 +36,40 @@ std::string Reason(const std::exception& e) {
 }
 
 // The one table from PostgreSQL failure to HTTP: connection trouble, server shutdown, overload,
-// cancelled (timed-out) statements and lost lock races are 503; anything else is a bug or a
-// schema problem: 500.
+// cancelled (timed-out) statements and lost lock races are 503; a unique violation (a concurrent
+// write got there first; this one changed nothing) is 409; anything else is a bug or a schema
+// problem: 500.
 FailureKind Classify(std::string_view sqlstate, bool session_broken) {
   if (session_broken) return FailureKind::kUnavailable;
   if (sqlstate.starts_with("08")) return FailureKind::kUnavailable;                  // connection exception
   if (sqlstate.starts_with("57")) return FailureKind::kUnavailable;                  // 57014 timeout, 57P0x shutdown
   if (sqlstate == "53300" || sqlstate == "53000") return FailureKind::kUnavailable;  // too many connections
   // A deadlock or serialization failure between two edits: one of them is cancelled and may simply
-  // be sent again (503 with Retry-After), not a bug.
-  if (sqlstate == "40P01" || sqlstate == "40001") return FailureKind::kUnavailable;
+  // be sent again (503 with Retry-After), not a bug. 25006: a read-only transaction, i.e. the
+  // server turned out to be a standby (a failover under way): nothing was written.
+  if (sqlstate == "40P01" || sqlstate == "40001" || sqlstate == "25006") return FailureKind::kUnavailable;
+  if (sqlstate == "23505") return FailureKind::kConflict;
   return FailureKind::kInternal;
+}
+
+ErrorCode ErrorFor(FailureKind kind) {
+  switch (kind) {
+    case FailureKind::kUnavailable:
+      return ErrorCode::kServiceUnavailable;
+    case FailureKind::kConflict:
+      return ErrorCode::kConflict;
+    case FailureKind::kInternal:
+      break;
+  }
+  return ErrorCode::kInternalError;
 }
 
 // Failures after which the session itself cannot be trusted: the connection is gone or the server
 // is shutting it down (57P0x). Anything else (a cancelled statement, 57014; a constraint; a bug)
 // leaves a usable session: it is kept, with its LISTEN, and only its statements are prepared again.
 bool DropsSession(std::string_view sqlstate, bool session_broken) {
-  return session_broken || sqlstate.starts_with("08") || sqlstate.starts_with("57P");
+  // 25006: a write reached a server that is now a standby; the next session finds the primary.
+  return session_broken || sqlstate.starts_with("08") || sqlstate.starts_with("57P") || sqlstate == "25006";
 }
 
 // A host whose server is stopped or hung keeps ACKing TCP at the kernel: no keepalive or
@@ -410,31 +426,70 @@ void Database::DropFailed(Connection& c, std::string_view sqlstate) {
     c.Close();
   } else {
     c.statements->DropRunning();
+    RollBackOpenTransaction(c);
   }
+}
+
+void Database::RollBackOpenTransaction(Connection& c) {
+  PGconn* conn = c.Conn();
+  if (conn == nullptr || c.Broken() || PQtransactionStatus(conn) == PQTRANS_IDLE) return;
+  overdue_->Arm(PQsocket(conn), overdue_after_);
+  PGresult* result = PQexec(conn, "ROLLBACK");
+  overdue_->Disarm();
+  const bool ok = PQresultStatus(result) == PGRES_COMMAND_OK;
+  PQclear(result);
+  if (!ok) {
+    c.MoveOn();
+    c.Close();
+  }
+}
+
+void Database::EndFailedClaim(Connection& c) {
+  claim_.reset();
+  if (c.statements) c.statements->DropRunning();
+  if (c.Broken()) {
+    c.MoveOn();
+    c.Close();
+    return;
+  }
+  RollBackOpenTransaction(c);
+}
+
+void Database::AbandonIdempotent() {
+  if (!claim_) return;
+  claim_.reset();
+  RollBackOpenTransaction(*write_);
 }
 
 template <typename Body>
 auto Database::Run(std::string_view what, std::string_view trace_id, Body&& body, Target target)
     -> Result<decltype(body(std::declval<Statements&>()))> {
   using Answer = decltype(body(std::declval<Statements&>()));
-  // A lagging replica's answer, kept in case the primary cannot be reached either: then no
-  // newer commit exists that it could be missing.
-  std::optional<Answer> stale;
   Connection* c = target == Target::kWrite ? write_.get() : read_.get();
+  // A write inside an Idempotency-Key transaction: it lives on this one session. Any failure ends
+  // the transaction (nothing of it is kept) and is never retried elsewhere.
+  const bool in_claim = claim_.has_value() && c == write_.get();
   bool retried = false;
   for (;;) {
     const auto limit =
         host_failed_ && deadline_ != std::chrono::steady_clock::time_point::max() ? deadline_ + grace_ : deadline_;
     if (std::chrono::steady_clock::now() >= limit) {
-      if (stale) break;  // no time left to ask the primary: the replica's answer it is
       Log("error", "db_budget_spent", {{"trace_id", trace_id}, {"query", what}});
+      if (in_claim) EndFailedClaim(*c);
+      return Fail(ErrorCode::kServiceUnavailable);
+    }
+    if (in_claim && (!c->session || c->Broken())) {
+      EndFailedClaim(*c);
+      return Fail(ErrorCode::kServiceUnavailable);
+    }
+    // During a failover every lagging read would otherwise try every host for a primary: after
+    // one miss, such reads are refused at once for a second.
+    if (c == write_.get() && target == Target::kRead &&
+        std::chrono::steady_clock::now() < primary_unreachable_until_) {
       return Fail(ErrorCode::kServiceUnavailable);
     }
     if (!Open(*c, trace_id)) {
-      // During a failover every lagging read would otherwise try every host for a primary:
-      // after one miss, stale answers are served at once for a second.
       if (c == write_.get()) primary_unreachable_until_ = std::chrono::steady_clock::now() + std::chrono::seconds(1);
-      if (stale) break;
       return Fail(ErrorCode::kServiceUnavailable);
     }
     std::string sqlstate;
@@ -444,6 +499,10 @@ auto Database::Run(std::string_view what, std::string_view trace_id, Body&& body
       overdue_->Disarm();
       // Every statement reports whether its server may be believed; the primary's answer is final.
       if (c->statements->fresh != 0 || c == write_.get()) return answer;
+      // A replica further behind than max_replica_lag may miss any commit of that time, a key's
+      // revocation included: its answer is never served. The primary answers instead, or, when
+      // it cannot be reached (a failover, or this host cut off from it), the request gets 503.
+      // "The primary does not answer" does not mean "nothing newer was committed".
       Log("warn", "db_replica_stale",
           {{"trace_id", trace_id},
            {"query", what},
@@ -451,8 +510,6 @@ auto Database::Run(std::string_view what, std::string_view trace_id, Body&& body
            {"port", c->Port()},
            {"max_replica_lag", std::to_string(max_replica_lag_seconds_)}});
       c->reconnect = true;  // the next request starts at the next host
-      stale.emplace(std::move(answer));
-      if (std::chrono::steady_clock::now() < primary_unreachable_until_) break;
       c = write_.get();
       continue;
     } catch (const soci::postgresql_soci_error& e) {
@@ -465,20 +522,20 @@ auto Database::Run(std::string_view what, std::string_view trace_id, Body&& body
     overdue_->Disarm();
     ++failures_;
     bool broken = c->Broken();
-    DropFailed(*c, sqlstate);
-    if (Classify(sqlstate, broken) == FailureKind::kInternal) return Fail(ErrorCode::kInternalError);
-    // Every statement here is a read or an idempotent write, so one retry on a fresh session (the
-    // next host) is safe. (A delete whose commit was answered on a connection that then broke is
-    // answered 404 by its retry: the track is gone either way.)
-    if (!broken || retried) {
-      if (stale) break;
-      return Fail(ErrorCode::kServiceUnavailable);
+    if (in_claim) {
+      EndFailedClaim(*c);
+      return Fail(ErrorFor(Classify(sqlstate, broken)));
     }
+    DropFailed(*c, sqlstate);
+    FailureKind kind = Classify(sqlstate, broken);
+    if (kind != FailureKind::kUnavailable) return Fail(ErrorFor(kind));
+    // One retry on a fresh session (the next host) after a broken one. Reads are safe to repeat;
+    // so is every write: a create reuses its id and answers the row its first attempt made, a
+    // delete answers its deleter the same 200 again (statements.hpp).
+    if (!broken || retried) return Fail(ErrorCode::kServiceUnavailable);
     retried = true;
     host_failed_ = true;
   }
-  Log("warn", "db_stale_served", {{"trace_id", trace_id}, {"query", what}, {"reason", "the primary did not answer"}});
-  return std::move(*stale);
 }
 
 Result<bool> Database::Ping(std::string_view trace_id) {
@@ -491,8 +548,8 @@ Result<bool> Database::Ping(std::string_view trace_id) {
 }
 
 Result<std::optional<KeyRecord>> Database::FindKey(std::string_view key_id, std::string_view org_id,
-                                                   std::string_view trace_id) {
-  return Run("find_key", trace_id, [&](Statements& s) -> std::optional<KeyRecord> {
+                                                   std::string_view trace_id, bool on_primary) {
+  auto find = [&](Statements& s) -> std::optional<KeyRecord> {
     s.key_id = key_id;
     s.org_id = org_id;
     s.fresh = 0;
@@ -501,7 +558,69 @@ Result<std::optional<KeyRecord>> Database::FindKey(std::string_view key_id, std:
     std::optional<int64_t> expires;
     if (s.expires_indicator == soci::i_ok) expires = s.expires_at;
     return KeyRecord{s.secret_hash, s.key_user_id, s.revoked != 0, expires, s.member != 0, s.can_generate != 0};
-  });
+  };
+  return Run("find_key", trace_id, find, on_primary ? Target::kWrite : Target::kRead);
+}
+
+Result<IdempotencyClaim> Database::BeginIdempotent(std::string_view api_key_id, std::string_view key,
+                                                   std::string_view fingerprint, std::string_view trace_id) {
+  AbandonIdempotent();  // never two at once (a route that failed to finish its own)
+  std::string key_id_text(api_key_id), key_text(key);
+  auto claim = Run(
+      "idempotency_claim", trace_id,
+      [&](Statements& s) -> IdempotencyClaim {
+        soci::session& db = s.session();
+        db.begin();
+        int locked = 0;
+        db << sql::kIdempotencyLock, soci::use(key_id_text, "key_id"), soci::use(key_text, "key"), soci::into(locked);
+        if (locked == 0) {
+          db.rollback();
+          return IdempotencyClaim{IdempotencyClaim::State::kInUse, true, 0, {}};
+        }
+        std::string stored_fingerprint, body;
+        int status = 0;
+        soci::indicator found = soci::i_null;
+        db << sql::kIdempotencyFind, soci::use(key_id_text, "key_id"), soci::use(key_text, "key"),
+            soci::into(stored_fingerprint, found), soci::into(status), soci::into(body);
+        if (found == soci::i_ok) {
+          db.rollback();
+          return IdempotencyClaim{IdempotencyClaim::State::kReplay, stored_fingerprint == fingerprint, status,
+                                  std::move(body)};
+        }
+        return IdempotencyClaim{};  // kStarted: the transaction stays open, holding the key
+      },
+      Target::kWrite);
+  if (claim && claim->state == IdempotencyClaim::State::kStarted) {
+    claim_ = OpenClaim{std::move(key_id_text), std::move(key_text), std::string(fingerprint)};
+  }
+  return claim;
+}
+
+Result<void> Database::FinishIdempotent(int status, std::string_view body, std::string_view trace_id) {
+  if (!claim_) return Fail(ErrorCode::kServiceUnavailable);  // a failure already ended it
+  std::string status_text = std::to_string(status), body_text(body);
+  auto stored = Run(
+      "idempotency_store", trace_id,
+      [&](Statements& s) -> bool {
+        soci::session& db = s.session();
+        std::string unused;  // the function's void answer
+        soci::indicator unused_indicator = soci::i_null;
+        db << sql::kIdempotencyStore, soci::use(claim_->api_key_id, "key_id"), soci::use(claim_->key, "key"),
+            soci::use(claim_->fingerprint, "fingerprint"), soci::use(status_text, "status"),
+            soci::use(body_text, "body"), soci::into(unused, unused_indicator);
+        // With remote_apply, the commit returns once the synchronous replicas applied it too.
+        db.commit();
+        return true;
+      },
+      Target::kWrite);
+  claim_.reset();
+  if (!stored) {
+    // Another request stored this key first (it ran between our lock and our store only if the
+    // lock's hash collided): ours is rolled back, and a retry gets the stored answer.
+    if (stored.error().code == ErrorCode::kConflict) return Fail(ErrorCode::kIdempotencyKeyInUse);
+    return Fail(stored.error());
+  }
+  return {};
 }
 
 Result<Listing> Database::ListTracks(const CheckedCaller& caller, const ListParams& params, std::string_view trace_id) {

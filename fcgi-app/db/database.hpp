@@ -133,6 +133,18 @@ struct SharedSaveOutcome {
   std::optional<std::string> share_link_id;
 };
 
+// A write sent with an Idempotency-Key (IETF httpapi draft): BeginIdempotent either finds the
+// first request's stored answer, finds that request still running, or opens a transaction on the
+// write session, holding the key, that the route's own write then joins; FinishIdempotent stores
+// the answer in that transaction and commits, so the answer exists exactly when the write does.
+struct IdempotencyClaim {
+  enum class State { kStarted, kReplay, kInUse };
+  State state = State::kStarted;
+  bool same_request = true;  // kReplay: the stored request's fingerprint is this one's
+  int status = 0;            // kReplay: the stored answer
+  std::string body;
+};
+
 class OverdueGuard;
 
 // What a worker's database layer needs from the configuration.
@@ -153,7 +165,9 @@ class Database {
 
   // Each call maps a database failure to 503 (unreachable, timed out) or 500 (anything else)
   // and logs the raw error with `trace_id`; nothing internal reaches the client.
-  Result<std::optional<KeyRecord>> FindKey(std::string_view key_id, std::string_view org_id, std::string_view trace_id);
+  // `on_primary`: ask the primary, never a replica (a write's own check disagreed with a replica's).
+  Result<std::optional<KeyRecord>> FindKey(std::string_view key_id, std::string_view org_id, std::string_view trace_id,
+                                           bool on_primary = false);
   // The page, with the statement's own check of the caller and of the collection.
   // `params.limit` + 1 rows are fetched: more than `limit` means a next page exists.
   Result<Listing> ListTracks(const CheckedCaller& caller, const ListParams& params, std::string_view trace_id);
@@ -192,6 +206,17 @@ class Database {
   Result<std::optional<ResolvedShare>> ResolveShare(std::string_view token_hash, std::string_view trace_id);
   Result<SharedSaveOutcome> SaveShared(const CheckedCaller& caller, std::string_view token_hash,
                                        std::string_view trace_id);
+  // Idempotency-Key (db/idempotency.cpp). While a claim is open, writes run in its transaction and
+  // are never retried on another session (the transaction would be lost): a failure rolls it back
+  // and answers 503, after which the client's retry with the same key is safe.
+  Result<IdempotencyClaim> BeginIdempotent(std::string_view api_key_id, std::string_view key,
+                                           std::string_view fingerprint, std::string_view trace_id);
+  // Stores a 2xx answer with the write and commits. An error means the outcome is not known (the
+  // commit's answer was lost) or nothing was written; either way the same key may be sent again.
+  Result<void> FinishIdempotent(int status, std::string_view body, std::string_view trace_id);
+  // Rolls the claim's transaction back (the route failed): nothing it did is kept.
+  void AbandonIdempotent();
+
   // No attempt starts after `deadline` (request_timeout from the start), or, once a host failed
   // during this request, after deadline + 1 s + connect_timeout: the time the dead host cost.
   // So the last attempt, at most a connect and statement_timeout + 1 s, ends within the budget
@@ -239,6 +264,14 @@ class Database {
   std::chrono::seconds grace_;  // 1 s + connect_timeout, after a host failed
   bool host_failed_ = false;
   std::chrono::steady_clock::time_point primary_unreachable_until_;
+  struct OpenClaim {
+    std::string api_key_id, key, fingerprint;
+  };
+  std::optional<OpenClaim> claim_;  // an Idempotency-Key transaction is open on the write session
+  // Ends an open claim's transaction (ROLLBACK, or the session when it cannot), after a failure.
+  void EndFailedClaim(Connection& c);
+  // ROLLBACK of a transaction a failure left open on a kept session (else the session goes).
+  void RollBackOpenTransaction(Connection& c);
 };
 
 }  // namespace music_api

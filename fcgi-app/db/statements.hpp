@@ -61,6 +61,20 @@ inline constexpr std::string_view kFindKey =
 inline constexpr std::string_view kHeartbeat = "SELECT music_api_heartbeat()";
 
 inline constexpr std::string_view kPing = "SELECT 1";
+
+// Idempotency-Key (009_idempotency.sql), each in the transaction the claim opens on the primary.
+// The key is held by a transaction-scoped advisory lock (in a space of its own: the two-int form,
+// class 0x4d41494b) until the first request's answer commits with its write: a repeat meanwhile
+// does not wait for it but is told to retry. A hash collision only makes two keys queue alike.
+inline constexpr std::string_view kIdempotencyLock =
+    "SELECT CASE WHEN pg_try_advisory_xact_lock(1296124235, hashtext(:key_id || ' ' || :key)) THEN 1 ELSE 0 END";
+// The stored answer, read after the lock is held (a statement of its own: a fresh snapshot, which
+// sees the first request's commit). Older than 24 h counts as gone (the prune may lag).
+inline constexpr std::string_view kIdempotencyFind =
+    "SELECT fingerprint, CAST(status AS integer), body FROM idempotency_keys WHERE api_key_id = :key_id "
+    "AND key = :key AND created_at > now() - interval '24 hours'";
+inline constexpr std::string_view kIdempotencyStore =
+    "SELECT music_idempotency_store(:key_id, :key, :fingerprint, CAST(:status AS integer), :body)";
 inline constexpr std::string_view kListenAuthChanges = "LISTEN music_api_auth";  // on the primary only
 inline constexpr std::string_view kAuthChannel = "music_api_auth";
 
@@ -167,16 +181,21 @@ inline constexpr std::string_view kUnsaveTrack =
     "SELECT CASE WHEN guard.auth_ok THEN 1 ELSE 0 END, (SELECT count(*) FROM removed) FROM guard";
 
 // Soft delete, on the primary, by the creator only: the track row is locked, so two deletes (or a
-// delete and a save) are ordered. Columns: auth_ok, visible, is creator, deleted now.
+// delete and a save) are ordered. A track its creator already deleted answers them as if visible
+// (a repeated delete, e.g. a retry, gets the same 200); to anyone else it is the one 404.
+// Columns: auth_ok, visible, is creator, deleted now.
 inline constexpr std::string_view kDeleteTrack =
     "WITH guard AS (SELECT " MUSIC_API_SQL_CALLER_OK " AS auth_ok), "
     "t AS (SELECT t.id, t.creator_user_id FROM tracks t, guard "
     "WHERE guard.auth_ok AND " MUSIC_API_SQL_TRACK_VISIBLE("t") " FOR UPDATE OF t), "
     "deleted AS (UPDATE tracks SET deleted_at = now() FROM t "
-    "WHERE tracks.id = t.id AND t.creator_user_id = :user RETURNING 1) "
+    "WHERE tracks.id = t.id AND t.creator_user_id = :user RETURNING 1), "
+    "before AS (SELECT 1 FROM tracks b, guard WHERE guard.auth_ok AND b.id = :track AND b.org_id = :org "
+    "AND b.deleted_at IS NOT NULL AND b.creator_user_id = :user) "
     "SELECT CASE WHEN guard.auth_ok THEN 1 ELSE 0 END, "
-    "CASE WHEN EXISTS (SELECT 1 FROM t) THEN 1 ELSE 0 END, "
-    "CASE WHEN EXISTS (SELECT 1 FROM t WHERE t.creator_user_id = :user) THEN 1 ELSE 0 END, "
+    "CASE WHEN EXISTS (SELECT 1 FROM t) OR EXISTS (SELECT 1 FROM before) THEN 1 ELSE 0 END, "
+    "CASE WHEN EXISTS (SELECT 1 FROM t WHERE t.creator_user_id = :user) OR EXISTS (SELECT 1 FROM before) "
+    "THEN 1 ELSE 0 END, "
     "(SELECT count(*) FROM deleted) FROM guard";
 
 // ------------------------------------------------------------------ collections and share links
@@ -225,9 +244,13 @@ inline constexpr std::string_view kCreateCollection =
     " AS cover_ok), "
     "made AS (INSERT INTO collections (id, org_id, user_id, name, description, cover_track_id, cover_image_url) "
     "SELECT :collection, :org, :user, :name, :description, :track, :image FROM guard "
-    "WHERE guard.auth_ok AND guard.cover_ok RETURNING *) "
-    "SELECT CASE WHEN guard.auth_ok THEN 1 ELSE 0 END, 1, CASE WHEN guard.cover_ok THEN 1 ELSE 0 "
-    "END, " MUSIC_API_SQL_COLLECTION_COLUMNS("c", "0") " FROM guard LEFT JOIN made c ON true";
+    "WHERE guard.auth_ok AND guard.cover_ok ON CONFLICT (id) DO NOTHING RETURNING *), "
+    // The worker's retry after a broken session sends the same new id: if the first attempt
+    // committed, its row is the answer (never a unique violation, never a second collection).
+    "earlier AS (SELECT c.* FROM collections c, guard WHERE guard.auth_ok AND " MUSIC_API_SQL_OWNED "), "
+    "answer AS (SELECT * FROM made UNION ALL SELECT * FROM earlier LIMIT 1) "
+    "SELECT CASE WHEN guard.auth_ok THEN 1 ELSE 0 END, 1, CASE WHEN guard.cover_ok OR EXISTS (SELECT 1 FROM earlier) "
+    "THEN 1 ELSE 0 END, " MUSIC_API_SQL_COLLECTION_COLUMNS("c", "0") " FROM guard LEFT JOIN answer c ON true";
 
 // Edit, on the primary: each :set_* ('1' or '0') says whether that field is changed (to the bound
 // value, NULL clearing it). Columns after the two: owned, cover_ok, then the collection.
@@ -247,13 +270,19 @@ inline constexpr std::string_view kUpdateCollection =
     MUSIC_API_SQL_COLLECTION_COLUMNS("c", "(SELECT count(*) FROM collection_tracks x WHERE x.collection_id = c.id)")
     " FROM guard LEFT JOIN changed c ON true";
 
-// Delete, on the primary (its entries and share links go with it). Columns after the two: deleted.
+// Delete, on the primary (its entries and share links go with it), leaving a tombstone (a trigger,
+// 009_idempotency.sql): a repeated
+// delete by its owner (a retry) finds it and answers the same 200; anyone else finds nothing.
+// Columns after the two: deleted now or before by this caller (0 or more).
 inline constexpr std::string_view kDeleteCollection =
     "WITH guard AS (SELECT " MUSIC_API_SQL_CALLER_OK
     " AS auth_ok), "
     "gone AS (DELETE FROM collections c USING guard WHERE guard.auth_ok AND " MUSIC_API_SQL_OWNED
-    " RETURNING 1) "
-    "SELECT CASE WHEN guard.auth_ok THEN 1 ELSE 0 END, 1, (SELECT count(*) FROM gone) FROM guard";
+    " RETURNING 1), "
+    "before AS (SELECT 1 FROM deleted_collections d, guard WHERE guard.auth_ok AND d.id = :collection "
+    "AND d.user_id = :user AND d.org_id = :org) "
+    "SELECT CASE WHEN guard.auth_ok THEN 1 ELSE 0 END, 1, "
+    "(SELECT count(*) FROM gone) + (SELECT count(*) FROM before) FROM guard";
 
 // The entry edits, on the primary, each one call of a function of 008_collections_shares.sql that
 // locks the collection first. Columns after the two: its verdict (NULL: not the caller's).
@@ -281,9 +310,14 @@ inline constexpr std::string_view kCreateShare =
     "AND t.deleted_at IS NULL AND t.creator_user_id = :user), "
     "made AS (INSERT INTO share_links (id, token_hash, org_id, creator_user_id, target_type, track_id, visibility, "
     "expires_at) SELECT :share, :token_hash, :org, :user, 'track', t.id, :visibility, "
-    "date_trunc('second', now() + make_interval(days => CAST(:days AS integer))) FROM t RETURNING *) "
+    "date_trunc('second', now() + make_interval(days => CAST(:days AS integer))) FROM t "
+    "ON CONFLICT DO NOTHING RETURNING *), "
+    // The worker's retry with the same id and token: the link its first attempt made.
+    "earlier AS (SELECT s.* FROM share_links s, guard WHERE guard.auth_ok AND s.id = :share "
+    "AND s.token_hash = :token_hash AND s.creator_user_id = :user AND s.org_id = :org), "
+    "answer AS (SELECT * FROM made UNION ALL SELECT * FROM earlier LIMIT 1) "
     "SELECT CASE WHEN guard.auth_ok THEN 1 ELSE 0 END, 1, s.id, s.visibility, " MUSIC_API_SQL_EPOCH(
-        "s.expires_at") ", " MUSIC_API_SQL_EPOCH("s.created_at") " FROM guard LEFT JOIN made s ON true";
+        "s.expires_at") ", " MUSIC_API_SQL_EPOCH("s.created_at") " FROM guard LEFT JOIN answer s ON true";
 
 // Revoke, on the primary, by its creator; again is no change. Columns after the two: found.
 inline constexpr std::string_view kRevokeShare =

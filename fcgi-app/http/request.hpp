@@ -1,6 +1,7 @@
 // What the pipeline needs of a FastCGI request, as views into the request's parameters.
 #pragma once
 
+#include <optional>
 #include <string_view>
 
 namespace music_api {
@@ -19,6 +20,8 @@ struct Request {
   // MUSIC_API_INTERNAL: set only by nginx's host-only status location ("status" or "ping");
   // a client cannot set FastCGI params, only HTTP_* headers.
   std::string_view internal_endpoint;
+  // HTTP_IDEMPOTENCY_KEY: nullopt when the header is absent (present but empty is refused).
+  std::optional<std::string_view> idempotency_key;
 
   std::string_view Path() const { return uri.substr(0, uri.find('?')); }
 };

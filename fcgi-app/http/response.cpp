@@ -13,7 +13,11 @@ void SetError(Response& response, const ApiError& error, std::string_view trace_
   response.content_type = kJsonContentType;
   response.error = error.code;
   response.rows = 0;
-  response.retry_after_seconds = error.code == ErrorCode::kServiceUnavailable ? retry_after_seconds : 0;
+  // Retry-After where the same request may simply be sent again: nothing was done, or the first
+  // of its Idempotency-Key is still running.
+  const bool retry = error.code == ErrorCode::kServiceUnavailable || error.code == ErrorCode::kIdempotencyKeyInUse ||
+                     error.code == ErrorCode::kConflict;
+  response.retry_after_seconds = retry ? retry_after_seconds : 0;
   response.allow = error.allow;
   response.cache_control = kNoStore;
   response.vary_on_key = false;
@@ -39,6 +43,8 @@ std::string_view ReasonPhrase(int status) {
       return "Not Found";
     case 405:
       return "Method Not Allowed";
+    case 409:
+      return "Conflict";
     case 415:
       return "Unsupported Media Type";
     case 422:
@@ -76,6 +82,7 @@ void AppendCgiHeaders(const Response& response, std::string_view trace_id, std::
   if (!response.etag.empty()) out.append("\r\nETag: ").append(response.etag);
   if (!response.link.empty()) out.append("\r\nLink: ").append(response.link);
   if (response.vary_on_key) out.append("\r\nVary: Authorization, X-API-Key");
+  if (response.idempotent_replayed) out.append("\r\nIdempotent-Replayed: true");
   out.append("\r\n\r\n");
 }
 

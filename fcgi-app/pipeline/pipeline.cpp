@@ -5,23 +5,23 @@
 
 #include "auth/auth.hpp"
 #include "core/media_keys.hpp"
+#include "http/idempotency_key.hpp"
 #include "http/json_writer.hpp"
 #include "http/page_links.hpp"
 #include "http/query_params.hpp"
 #include "http/render.hpp"
 #include "http/route.hpp"
 #include "pipeline/caller.hpp"
+#include "pipeline/idempotency.hpp"
 #include "pipeline/routes.hpp"
 
 namespace music_api {
 
-// The key and org access, from the worker's cache when it holds a past success, else the database.
-// Key ids the database just said it does not know are refused without asking it again.
 Result<Caller> Authenticate(const ApiKeyParts& key, std::string_view presented_hash,
-                            const std::optional<std::string>& org_id, bool use_cache, int64_t now,
+                            const std::optional<std::string>& org_id, bool use_cache, bool on_primary, int64_t now,
                             std::string_view trace_id, PipelineContext& context, Response& response) {
   const std::string& org = org_id ? *org_id : std::string();
-  if (use_cache && org_id) {
+  if (use_cache && !on_primary && org_id) {
     if (const KeyRecord* cached = context.auth_cache.Find(key.id, org)) {
       // Hash, revocation flag and expiry are judged again on every request, even from the cache.
       auto user_id = Authorize(*cached, presented_hash, true, now);
@@ -31,18 +31,34 @@ Result<Caller> Authenticate(const ApiKeyParts& key, std::string_view presented_h
       }
     }
   }
-  if (context.auth_cache.KnownUnknown(key.id, now)) {
+  if (!on_primary && context.auth_cache.KnownUnknown(key.id, now)) {
     response.auth = "unknown_cache";
     return Fail(ErrorCode::kInvalidApiKey);
   }
-  response.auth = "db";
-  auto record = context.database.FindKey(key.id, org, trace_id);
+  response.auth = on_primary ? "primary" : "db";
+  auto record = context.database.FindKey(key.id, org, trace_id, on_primary);
   if (!record) return Fail(record.error());
   if (!*record) context.auth_cache.RememberUnknown(key.id, now);
   auto user_id = Authorize(*record, presented_hash, org_id.has_value(), now);
   if (!user_id) return Fail(user_id.error());
   context.auth_cache.Remember(key.id, org, **record);
   return Caller{std::move(*user_id), AuthSource::kDatabase};
+}
+
+Result<PresentedKey> ReadPresentedKey(const Request& request, PipelineContext& context) {
+  auto presented = PresentedApiKey(request.x_api_key, request.authorization);
+  if (!presented) return Fail(ErrorCode::kAuthenticationRequired);
+  // A string that cannot be a key is refused without a database round trip.
+  auto key = ParseApiKey(*presented);
+  if (!key) return Fail(ErrorCode::kInvalidApiKey);
+  std::string hash = HashApiKeySecret(context.pepper, *key);
+  const uint64_t generation = context.auth_generation ? context.auth_generation->load(std::memory_order_acquire) : 0;
+  const bool reopened = context.database.AuthChanged();
+  if (reopened || generation != context.auth_generation_seen) {
+    context.auth_cache.Clear();
+    context.auth_generation_seen = generation;
+  }
+  return PresentedKey{std::move(*key), std::move(hash), static_cast<int64_t>(std::time(nullptr))};
 }
 
 namespace {
@@ -221,7 +237,11 @@ Result<void> Dispatch(const Request& request, std::string_view trace_id, Pipelin
   if (!route) return Fail(route.error());
   const std::string_view method = request.method == "HEAD" ? std::string_view("GET") : request.method;
   for (const HandlerRow& row : kHandlers) {
-    if (row.route == route->id && row.method == method) return row.handle(request, *route, trace_id, context, response);
+    if (row.route != route->id || row.method != method) continue;
+    if (request.idempotency_key && TakesIdempotencyKey(method)) {
+      return RunIdempotent(request, *route, row.handle, trace_id, context, response);
+    }
+    return row.handle(request, *route, trace_id, context, response);
   }
   return Fail(ErrorCode::kInternalError);  // a route row without its handler: a bug
 }

@@ -191,7 +191,8 @@ void RunWorker(const Config& config, const WorkerSecrets& secrets, int listen_fd
                     Param(fcgi, "HTTP_AUTHORIZATION"), Param(fcgi, "HTTP_IF_NONE_MATCH"),
                     Param(fcgi, "HTTP_HOST"),          Param(fcgi, "CONTENT_TYPE"),
                     Param(fcgi, "REMOTE_ADDR"),        body,
-                    Param(fcgi, "MUSIC_API_INTERNAL")};
+                    Param(fcgi, "MUSIC_API_INTERNAL"), std::nullopt};
+    if (const char* key = FCGX_GetParam("HTTP_IDEMPOTENCY_KEY", fcgi.envp)) request.idempotency_key = key;
     std::string trace_id = NewTraceId();
     try {
       Handle(request, trace_id, context, response);

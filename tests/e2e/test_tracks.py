@@ -259,7 +259,10 @@ class SaveUnsaveDeleteTests(TrackTestCase):
             self.assertEqual(self.ids(self.org, key), [])
         self.assertEqual(self.ids(self.org, self.bob_key, "collection_id=" + coll), [])
         self.assert_not_found(self.save(self.own))
-        self.assert_not_found(self.call("DELETE", track_path(self.org, self.own), self.alice_key))
+        # A repeated delete (a retry) by its creator answers the same 200 (issue 15); anyone else 404.
+        again = self.call("DELETE", track_path(self.org, self.own), self.alice_key)
+        self.assertEqual((again.status, again.body), (200, r.body))
+        self.assert_not_found(self.call("DELETE", track_path(self.org, self.own), self.bob_key))
         # The row survives (audit history), with its creator and deletion time.
         _, out, _ = m.psql(m.load_env()["db_owner"], "SELECT creator_user_id, deleted_at IS NOT NULL FROM tracks "
                            "WHERE id = %s" % m.sql_literal(self.own))
