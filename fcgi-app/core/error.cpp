@@ -7,7 +7,7 @@ namespace music_api {
 namespace {
 
 // Indexed by ErrorCode; the static_assert below keeps the two in step.
-constexpr std::array<ErrorInfo, 14> kErrors = {{
+constexpr std::array<ErrorInfo, 15> kErrors = {{
     {401, "AUTHENTICATION_REQUIRED", "authentication_error", "Authentication required. Please provide a valid API key.",
      "Missing or invalid authorization header"},
     {401, "INVALID_API_KEY", "authentication_error", "The API key provided is invalid or has been revoked.",
@@ -35,6 +35,12 @@ constexpr std::array<ErrorInfo, 14> kErrors = {{
     // A unique constraint refused the write (a concurrent change): nothing was written.
     {409, "CONFLICT", "conflict_error", "The request conflicts with a concurrent change. Please retry.",
      "Conflicting concurrent write; nothing was changed"},
+    // A create sent without an Idempotency-Key whose connection broke after the statement was sent,
+    // and whose retry could not tell: it may have been made. No Retry-After: sending it again may
+    // make a second one. Read it back, or send creates with an Idempotency-Key.
+    {503, "WRITE_OUTCOME_UNKNOWN", "server_error",
+     "The service could not confirm whether this was saved. Check before sending it again.",
+     "Database connection lost after the write was sent; it may have been applied"},
     {500, "INTERNAL_ERROR", "server_error", "An unexpected error occurred. Please try again later.",
      "Internal server error"},
     {503, "SERVICE_UNAVAILABLE", "server_error", "The service is temporarily unavailable. Please try again shortly.",

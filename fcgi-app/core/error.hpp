@@ -20,6 +20,7 @@ enum class ErrorCode {
   kIdempotencyKeyReused,
   kIdempotencyKeyInUse,
   kConflict,
+  kWriteOutcomeUnknown,
   kInternalError,
   kServiceUnavailable,
 };

@@ -470,6 +470,7 @@ auto Database::Run(std::string_view what, std::string_view trace_id, Body&& body
   // the transaction (nothing of it is kept) and is never retried elsewhere.
   const bool in_claim = claim_.has_value() && c == write_.get();
   bool retried = false;
+  if (target == Target::kWrite) write_outcome_unknown_ = false;
   for (;;) {
     const auto limit =
         host_failed_ && deadline_ != std::chrono::steady_clock::time_point::max() ? deadline_ + grace_ : deadline_;
@@ -522,6 +523,7 @@ auto Database::Run(std::string_view what, std::string_view trace_id, Body&& body
     overdue_->Disarm();
     ++failures_;
     bool broken = c->Broken();
+    if (target == Target::kWrite && broken) write_outcome_unknown_ = true;
     if (in_claim) {
       EndFailedClaim(*c);
       return Fail(ErrorFor(Classify(sqlstate, broken)));

@@ -267,11 +267,17 @@ class Database {
   struct OpenClaim {
     std::string api_key_id, key, fingerprint;
   };
-  std::optional<OpenClaim> claim_;  // an Idempotency-Key transaction is open on the write session
+  std::optional<OpenClaim> claim_;
+  // The last write's session broke after its statement was sent (it may have committed) and no
+  // later attempt answered: set by Run, read by the creates (db/library.cpp).
+  bool write_outcome_unknown_ = false;  // an Idempotency-Key transaction is open on the write session
   // Ends an open claim's transaction (ROLLBACK, or the session when it cannot), after a failure.
   void EndFailedClaim(Connection& c);
   // ROLLBACK of a transaction a failure left open on a kept session (else the session goes).
   void RollBackOpenTransaction(Connection& c);
+  // A create's failure as the client must read it: WRITE_OUTCOME_UNKNOWN when, without a key, it
+  // may have been made (db/library.cpp).
+  ApiError CreateFailure(const ApiError& error, bool keyed) const;
 };
 
 }  // namespace music_api

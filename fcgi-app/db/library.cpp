@@ -84,11 +84,23 @@ Result<CollectionOutcome> Database::CreateCollection(const CheckedCaller& caller
                     {"description", fields.description.value_or(std::nullopt)},
                     {"track", fields.cover_track_id.value_or(std::nullopt)},
                     {"image", fields.cover_image_url.value_or(std::nullopt)}};
-  auto rows = Query("create_collection", sql::kCreateCollection, &caller, params, Target::kWrite, trace_id);
-  if (!rows) return Fail(rows.error());
-  const TextRow& row = (*rows)[0];
-  auto c = CollectionAt(row, 3);
-  return CollectionOutcome{Flag(row[0]), c.has_value(), Flag(row[2]), std::move(c)};
+  const bool keyed = claim_.has_value();
+  // A run whose insert waited for its own first attempt (still committing when the session broke)
+  // does nothing and cannot see that row in its snapshot: run again, it does.
+  for (int attempt = 0;; ++attempt) {
+    auto rows = Query("create_collection", sql::kCreateCollection, &caller, params, Target::kWrite, trace_id);
+    if (!rows) return Fail(CreateFailure(rows.error(), keyed));
+    const TextRow& row = (*rows)[0];
+    auto c = CollectionAt(row, 3);
+    CollectionOutcome outcome{Flag(row[0]), c.has_value(), Flag(row[2]), std::move(c)};
+    if (outcome.collection || !outcome.auth_ok || !outcome.cover_ok || keyed || attempt == 2) return outcome;
+  }
+}
+
+ApiError Database::CreateFailure(const ApiError& error, bool keyed) const {
+  // With a key, the client's retry is exact whatever happened: 503 with Retry-After stands.
+  if (keyed || !write_outcome_unknown_ || error.code != ErrorCode::kServiceUnavailable) return error;
+  return ApiError::Of(ErrorCode::kWriteOutcomeUnknown);
 }
 
 Result<CollectionOutcome> Database::UpdateCollection(const CheckedCaller& caller, std::string_view collection_id,
@@ -158,6 +170,7 @@ Result<ShareOutcome> Database::CreateShare(const CheckedCaller& caller, std::str
                                            std::string_view trace_id) {
   std::optional<std::string> days;
   if (expires_in_days) days = std::to_string(*expires_in_days);
+  const bool keyed = claim_.has_value();
   auto rows = Query("create_share", sql::kCreateShare, &caller,
                     {{"track", Text(track_id)},
                      {"share", Text(new_id)},
@@ -165,7 +178,7 @@ Result<ShareOutcome> Database::CreateShare(const CheckedCaller& caller, std::str
                      {"visibility", Text(visibility)},
                      {"days", days}},
                     Target::kWrite, trace_id);
-  if (!rows) return Fail(rows.error());
+  if (!rows) return Fail(CreateFailure(rows.error(), keyed));
   const TextRow& row = (*rows)[0];
   ShareOutcome outcome{Flag(row[0]), std::nullopt};
   if (row.at(2)) {
