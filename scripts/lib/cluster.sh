@@ -23,7 +23,66 @@ CLUSTER_APP_PORT=9000
 CLUSTER_WORKERS=${CLUSTER_WORKERS:-2}
 
 need_cluster_packages() {
-  need_packages patroni python3-psycopg2 etcd-server etcd-client
+  need_packages patroni python3-psycopg2 etcd-server etcd-client nftables
+}
+
+# ------------------------------------------------------------------------------ network cuts (F6)
+# Every node's Patroni (and so its PostgreSQL) and every app host runs in a cgroup (v2) of its own,
+# so a fault case can cut one of them off from one address with nftables: `socket cgroupv2`
+# matches the cgroup of the process that made a socket, whatever source address the kernel picks
+# on loopback (127.0.0.1 for every 127.x destination). nft names cgroups by their path under
+# /sys/fs/cgroup: on a hybrid hierarchy (v2 at /sys/fs/cgroup/unified) a link there makes it find
+# ours. Without a writable cgroup v2 hierarchy the processes run where they are and F6 says so.
+
+# cl_cgroup_base: the v2 directory of this cluster's cgroups (printed), made if need be.
+cl_cgroup_base() {
+  local root name
+  if [ -f /sys/fs/cgroup/cgroup.controllers ]; then root=/sys/fs/cgroup
+  elif [ -f /sys/fs/cgroup/unified/cgroup.procs ]; then root=/sys/fs/cgroup/unified
+  else return 1; fi
+  name=music-api-$(basename "$CLUSTER")
+  mkdir -p "$root/$name" 2>/dev/null || return 1
+  if [ "$root" != /sys/fs/cgroup ] && [ ! -e "/sys/fs/cgroup/$name" ]; then
+    ln -s "unified/$name" "/sys/fs/cgroup/$name" 2>/dev/null || return 1
+  fi
+  printf '%s\n' "$root/$name"
+}
+
+# cl_cgroup_join NAME: moves the calling (sub)shell into this cluster's cgroup NAME, when it can.
+cl_cgroup_join() {
+  local base
+  base=$(cl_cgroup_base) || return 0
+  mkdir -p "$base/$1" 2>/dev/null && echo "$BASHPID" >"$base/$1/cgroup.procs" 2>/dev/null || true
+}
+
+# cluster_cut ADDRESS NAME…: every packet that the processes of cgroups NAME… (pg1…, app1…) send
+# to ADDRESS is dropped (a cut, not a refusal: connections hang until their timeouts).
+cluster_cut() {
+  local addr=$1 name base table
+  shift
+  base=$(cl_cgroup_base) || die "no writable cgroup v2 hierarchy: cannot cut the network"
+  table=music_api_cut_$(basename "$CLUSTER" | tr -c 'a-zA-Z0-9\n' _)
+  nft add table inet "$table"
+  nft add chain inet "$table" out '{ type filter hook output priority 0; }'
+  for name; do
+    [ -n "$(cat "$base/$name/cgroup.procs" 2>/dev/null)" ] || die "cgroup $name holds no process"
+    nft add rule inet "$table" out socket cgroupv2 level 2 "\"$(basename "$base")/$name\"" ip daddr "$addr" drop
+  done
+}
+
+# cluster_heal: removes every cut of this cluster.
+cluster_heal() {
+  nft delete table inet "music_api_cut_$(basename "$CLUSTER" | tr -c 'a-zA-Z0-9\n' _)" 2>/dev/null || true
+}
+
+# cl_cgroups_remove: this cluster's cgroups, once their processes are gone (empty, deepest first).
+cl_cgroups_remove() {
+  local base d
+  base=$(cl_cgroup_base) || return 0
+  for d in "$base"/*/; do rmdir "$d" 2>/dev/null || true; done
+  rmdir "$base" 2>/dev/null || true
+  [ -L "/sys/fs/cgroup/$(basename "$base")" ] && [ ! -d "$base" ] && rm -f "/sys/fs/cgroup/$(basename "$base")"
+  return 0
 }
 
 # cluster_paths DIR: every path of a cluster rooted at DIR, and its connection strings.
@@ -201,8 +260,11 @@ bootstrap:
     maximum_lag_on_failover: 1048576
     # Read-your-writes: every replica is synchronous, and the API's writes commit with
     # synchronous_commit = remote_apply, so a save is visible on every streaming replica before
-    # the API answers it (docs/scaling.md). Patroni drops a dead replica from the set (not strict).
+    # the API answers it (docs/scaling.md). Patroni drops a dead replica from the set; strict:
+    # never the last one, so no write is ever acknowledged while it exists on one server only
+    # (with no replica left, writes wait and are answered 503; reads go on).
     synchronous_mode: true
+    synchronous_mode_strict: true
     synchronous_node_count: $(( ${#CLUSTER_NODES[@]} - 1 ))
     postgresql:
       # A failed primary rejoins as a replica by rewinding, instead of needing a new base backup.
@@ -217,6 +279,9 @@ bootstrap:
         hot_standby: "on"
         # Queries on a replica are not cancelled because of vacuum on the primary.
         hot_standby_feedback: "on"
+        # A replica that stops answering (frozen, cut off) is let go after this, so Patroni can
+        # drop it from the synchronous set and the commits waiting for it go on (default 60 s).
+        wal_sender_timeout: 5s
   initdb:
   - encoding: UTF8
   - locale: C.UTF-8
@@ -265,7 +330,7 @@ patroni_up() {
   [ "$(id -u)" -eq 0 ] && run=(setpriv --reuid="$owner" --regid="$owner" --init-groups --)
   # Started in its own directory: Python's multiprocessing (Patroni's bootstrap) changes into the
   # parent's working directory, which the server user cannot reach when the checkout is in /root.
-  (cd "$dir" && exec env HOME="$dir" "${run[@]}" patroni "$dir/patroni.yml" </dev/null >>"$dir/patroni.log" 2>&1) &
+  (cd "$dir" && cl_cgroup_join "pg$n" && exec env HOME="$dir" "${run[@]}" patroni "$dir/patroni.yml" </dev/null >>"$dir/patroni.log" 2>&1) &
   echo $! >"$dir/patroni.pid"
   disown $!
 }
@@ -411,8 +476,8 @@ app_up() {
   mkdir -p "$dir"
   (umask 077 && api_conf "$n" "$bin" >"$dir/music-api.conf")
   # The media key file through the environment (a binary from before playback ignores it).
-  MUSIC_API_MEDIA_KEYS_FILE=$MEDIA_KEYS env -u MUSIC_API_DB -u MUSIC_API_DB_WRITE -u MUSIC_API_PEPPER_FILE \
-    "$bin/music-api" --config "$dir/music-api.conf" </dev/null >>"$dir/music-api.log" 2>&1 &
+  (cl_cgroup_join "app$n" && MUSIC_API_MEDIA_KEYS_FILE=$MEDIA_KEYS exec env -u MUSIC_API_DB -u MUSIC_API_DB_WRITE \
+    -u MUSIC_API_PEPPER_FILE "$bin/music-api" --config "$dir/music-api.conf" </dev/null >>"$dir/music-api.log" 2>&1) &
   echo $! >"$dir/music-api.pid"
   disown $!
   local i
@@ -536,6 +601,8 @@ cluster_down() {
   done
   wait "${stopping[@]}"
   for n in "${CLUSTER_NODES[@]}"; do etcd_down "$n"; done
+  cluster_heal
+  cl_cgroups_remove
 }
 
 # cluster_demo BIN: the demo organization, user, key and tracks, made once through the primary
