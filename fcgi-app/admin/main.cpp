@@ -10,7 +10,6 @@
 #include "admin/cli.hpp"
 #include "core/config.hpp"
 #include "core/secrets.hpp"
-#include "db/admin_statements.hpp"
 
 namespace music_api::admin {
 namespace {
@@ -108,7 +107,6 @@ soci::session& Context::Session() {
   if (!session_) {
     if (conninfo.empty()) throw UsageError("no database: pass --db CONNINFO or set MUSIC_API_DB");
     session_ = std::make_unique<soci::session>(soci::postgresql, conninfo);
-    *session_ << sql::admin::kSessionSetup;
   }
   return *session_;
 }

@@ -5,11 +5,6 @@
 
 namespace music_api::sql::admin {
 
-// Every session: a revocation (key, membership, share link) returns only once every synchronous
-// replica has applied it, like the API's writes, so no replica the API reads from still misses it.
-// On one server this is an ordinary commit.
-inline constexpr std::string_view kSessionSetup = "SET synchronous_commit = remote_apply";
-
 // Migrations: serialized by an advisory lock so two `migrate` runs cannot interleave.
 inline constexpr std::string_view kCreateMigrationsTable =
     "CREATE TABLE IF NOT EXISTS schema_migrations ("

@@ -725,14 +725,20 @@ Result<UnsaveOutcome> Database::UnsaveTrack(const CheckedCaller& caller, std::st
 
 Result<DeleteOutcome> Database::DeleteTrack(const CheckedCaller& caller, std::string_view track_id,
                                             std::string_view trace_id) {
-  return Run(
-      "delete_track", trace_id,
-      [&](Statements& s) -> DeleteOutcome {
-        s.SetCaller(caller, track_id);
-        s.DeleteTrack().execute(true);
-        return DeleteOutcome{s.write_auth_ok != 0, s.visible != 0, s.creator != 0};
-      },
-      Target::kWrite);
+  // A delete that waited for another delete of the same track (e.g. its own first attempt, still
+  // committing when its session broke) no longer finds the row, and its snapshot predates that
+  // deletion: run once more, a new snapshot sees it (the deleter's 200, anyone else's 404).
+  for (int attempt = 0;; ++attempt) {
+    auto outcome = Run(
+        "delete_track", trace_id,
+        [&](Statements& s) -> DeleteOutcome {
+          s.SetCaller(caller, track_id);
+          s.DeleteTrack().execute(true);
+          return DeleteOutcome{s.write_auth_ok != 0, s.visible != 0, s.creator != 0};
+        },
+        Target::kWrite);
+    if (!outcome || outcome->visible || !outcome->auth_ok || attempt == 1) return outcome;
+  }
 }
 
 namespace {

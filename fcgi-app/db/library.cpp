@@ -115,10 +115,15 @@ Result<CollectionOutcome> Database::UpdateCollection(const CheckedCaller& caller
 
 Result<DeletedOutcome> Database::DeleteCollection(const CheckedCaller& caller, std::string_view collection_id,
                                                   std::string_view trace_id) {
-  auto rows = Query("delete_collection", sql::kDeleteCollection, &caller, {{"collection", Text(collection_id)}},
-                    Target::kWrite, trace_id);
-  if (!rows) return Fail(rows.error());
-  return DeletedOutcome{Flag((*rows)[0][0]), Number((*rows)[0][2]) > 0};
+  // Like DeleteTrack: a delete that waited for another one of the same collection sees neither the
+  // row nor, in its older snapshot, the tombstone: once more, it does.
+  for (int attempt = 0;; ++attempt) {
+    auto rows = Query("delete_collection", sql::kDeleteCollection, &caller, {{"collection", Text(collection_id)}},
+                      Target::kWrite, trace_id);
+    if (!rows) return Fail(rows.error());
+    DeletedOutcome outcome{Flag((*rows)[0][0]), Number((*rows)[0][2]) > 0};
+    if (outcome.found || !outcome.auth_ok || attempt == 1) return outcome;
+  }
 }
 
 Result<CollectionEntries> Database::ListCollectionEntries(const CheckedCaller& caller, std::string_view collection_id,

@@ -226,6 +226,7 @@ nginx_media_files() {
 nginx_up() {
   local port=$1
   local upstream=${NGINX_UPSTREAM:-"upstream music_api_fcgi { server unix:$API_SOCKET; }
+    upstream music_api_fcgi_writes { server unix:$API_SOCKET; }
     fastcgi_connect_timeout 2s;
     fastcgi_read_timeout 30s;"}
   local limits=${NGINX_LIMITS:-"include $MUSIC_API_ROOT/nginx/music-api-ratelimit.conf;"}

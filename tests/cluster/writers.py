@@ -19,6 +19,9 @@ import time
 import musicapi
 
 KINDS = ("create_keyed", "create_plain", "save", "add_entry", "delete")
+# How long a commit the API could not confirm may take to settle on the test cluster: Patroni lets
+# a frozen or cut synchronous replica go after wal_sender_timeout (5 s) and a loop (2 s).
+SETTLE_SECONDS = 15
 
 
 class Attempt:
@@ -83,10 +86,18 @@ class Writers:
         first = attempts[0]
         if not first.ok and not self._stop.is_set():
             if first.status == 503 and first.code() == "WRITE_OUTCOME_UNKNOWN":
-                found, read = self._collections_named(kind, name)
-                if found:
-                    attempts.append(read)  # made after all: read back, not sent again
-                    return attempts
+                # It settles once the database finished the commit it may have begun (a frozen or
+                # cut synchronous replica holds one until Patroni lets the replica go): read back
+                # until then, and send it again only if it never shows.
+                deadline = time.monotonic() + SETTLE_SECONDS
+                while True:
+                    found, read = self._collections_named(kind, name)
+                    if found:
+                        attempts.append(read)  # made after all: read back, not sent again
+                        return attempts
+                    if time.monotonic() > deadline:
+                        break
+                    time.sleep(1)
             else:
                 retry_after = first.headers.get("Retry-After") if first.headers is not None else None
                 self._stop.wait(min(float(retry_after or 1), 2.0))

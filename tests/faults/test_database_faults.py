@@ -503,7 +503,13 @@ class WritesWhilePostgresStopsTests(DbFaultCase):
         if first.status is not None and 200 <= first.status < 300:
             return first, None
         if first.status == 503 and "Retry-After" not in first.response.headers:
-            listed = self.send("GET", path + "?limit=100", key)
+            # read back until the database answers (it is settled then), and only then decide
+            deadline = time.monotonic() + 20
+            while True:
+                listed = self.send("GET", path + "?limit=100", key)
+                if listed.status == 200 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
             names = [c["name"] for c in listed.response.json().get("items", [])] if listed.status == 200 else []
             if body["name"] in names:
                 return first, listed  # it was made: a success found by reading back

@@ -16,8 +16,10 @@ Whatever happens, the stack is left running (tearDown restarts music-api if it i
 
 import http.client
 import os
+import signal
 import socket
 import ssl
+import subprocess
 import sys
 import threading
 import time
@@ -29,7 +31,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import apiproc  # noqa: E402
 from processes import alive, children, proc_stat, read_pid  # noqa: E402,F401
 from musicapi import (  # noqa: E402
-    ApiTestCase, Headers, Response, World, conf_value, key_id, load_env, request, ssl_context,
+    ApiTestCase, Headers, Response, World, conf_value, key_id, load_env, psql, request, ssl_context,
     tracks_path, unique)
 
 RATE = 20      # requests per second per key id and address (nginx/music-api-ratelimit.conf)
@@ -186,6 +188,50 @@ class WorkersStoppedTests(NginxErrorCase):
         # and every worker of the new pool answers
         for _ in range(12):
             self.assertEqual(self.listing(self.org, self.key), before)
+
+    def test_a_create_whose_host_failed_after_receiving_it_is_outcome_unknown(self):
+        """A create (no Idempotency-Key) that reached a worker which then died: nginx cannot know
+        whether it committed, so it answers WRITE_OUTCOME_UNKNOWN without Retry-After. With a
+        key, or when nothing reached a worker (stopped: the test above), the 503 with Retry-After."""
+        e = load_env()
+        coll_path = "/v1/music/%s/collections" % self.org
+        for idem in (None, unique("idem")):
+            with self.subTest(idempotency_key=idem is not None):
+                # The collections table held, so the create waits inside a worker.
+                holder = subprocess.Popen(
+                    [e["psql"], "-X", "-q", "-d", e["db_owner"], "-c",
+                     "BEGIN; LOCK TABLE collections IN EXCLUSIVE MODE; SELECT pg_sleep(4); COMMIT;"],
+                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                answer = {}
+                headers = {"X-API-Key": self.key, "Content-Type": "application/json"}
+                if idem:
+                    headers["Idempotency-Key"] = idem
+                try:
+                    # (pg_locks, not pg_stat_activity: another role's query text is hidden)
+                    waiting = "SELECT count(*) FROM pg_locks WHERE relation = 'collections'::regclass AND NOT granted"
+                    apiproc.wait_for(lambda: psql(e["db_owner"], "SELECT count(*) FROM pg_locks WHERE "
+                                                  "relation = 'collections'::regclass AND mode = 'ExclusiveLock' "
+                                                  "AND granted")[1].strip() == "1", 3, 0.05, "the table lock")
+                    sender = threading.Thread(target=lambda: answer.update(r=request(
+                        "POST", coll_path, headers, body=b'{"name":"in flight"}', timeout=20)))
+                    sender.start()
+                    apiproc.wait_for(lambda: psql(e["db_owner"], waiting)[1].strip() == "1", 3, 0.05,
+                                     "the create to wait on the lock")
+                    master = read_pid(e["api_pid_file"])
+                    for pid in children(master):
+                        os.kill(pid, signal.SIGKILL)
+                    sender.join(20)
+                finally:
+                    holder.communicate(timeout=30)
+                r = answer["r"]
+                if idem is None:
+                    self.assert_nginx_error(r, 503, "WRITE_OUTCOME_UNKNOWN", "server_error")
+                    self.assertNotIn("Retry-After", r.headers)
+                else:
+                    self.assert_nginx_error(r, 503, "SERVICE_UNAVAILABLE", "server_error")
+                    self.assert_retry_after(r)
+                apiproc.wait_for(lambda: request("GET", tracks_path(self.org), {"X-API-Key": self.key}).status
+                                 == 200, 15, 0.2, "the workers to be replaced")
 
 
 # =========================================================================== limits on requests
