@@ -470,7 +470,6 @@ auto Database::Run(std::string_view what, std::string_view trace_id, Body&& body
   // the transaction (nothing of it is kept) and is never retried elsewhere.
   const bool in_claim = claim_.has_value() && c == write_.get();
   bool retried = false;
-  if (target == Target::kWrite) write_outcome_unknown_ = false;
   for (;;) {
     const auto limit =
         host_failed_ && deadline_ != std::chrono::steady_clock::time_point::max() ? deadline_ + grace_ : deadline_;
@@ -485,8 +484,7 @@ auto Database::Run(std::string_view what, std::string_view trace_id, Body&& body
     }
     // During a failover every lagging read would otherwise try every host for a primary: after
     // one miss, such reads are refused at once for a second.
-    if (c == write_.get() && target == Target::kRead &&
-        std::chrono::steady_clock::now() < primary_unreachable_until_) {
+    if (c == write_.get() && target == Target::kRead && std::chrono::steady_clock::now() < primary_unreachable_until_) {
       return Fail(ErrorCode::kServiceUnavailable);
     }
     if (!Open(*c, trace_id)) {

@@ -224,6 +224,7 @@ class Database {
   void StartRequest(std::chrono::steady_clock::time_point deadline) {
     deadline_ = deadline;
     host_failed_ = false;
+    write_outcome_unknown_ = false;
   }
   // True when authorizations cached from this database may be stale because the read session
   // was reopened (possibly on another host). Key changes on the primary reach the caches through
@@ -267,10 +268,11 @@ class Database {
   struct OpenClaim {
     std::string api_key_id, key, fingerprint;
   };
+  // An Idempotency-Key transaction is open on the write session.
   std::optional<OpenClaim> claim_;
-  // The last write's session broke after its statement was sent (it may have committed) and no
-  // later attempt answered: set by Run, read by the creates (db/library.cpp).
-  bool write_outcome_unknown_ = false;  // an Idempotency-Key transaction is open on the write session
+  // A write's session broke after its statement was sent during this request (it may have
+  // committed): set by Run, read by the creates (db/library.cpp) when no attempt answered.
+  bool write_outcome_unknown_ = false;
   // Ends an open claim's transaction (ROLLBACK, or the session when it cannot), after a failure.
   void EndFailedClaim(Connection& c);
   // ROLLBACK of a transaction a failure left open on a kept session (else the session goes).

@@ -247,7 +247,8 @@ inline constexpr std::string_view kCreateCollection =
     "WHERE guard.auth_ok AND guard.cover_ok ON CONFLICT (id) DO NOTHING RETURNING *), "
     // The worker's retry after a broken session sends the same new id: if the first attempt
     // committed, its row is the answer (never a unique violation, never a second collection).
-    "earlier AS (SELECT c.* FROM collections c, guard WHERE guard.auth_ok AND " MUSIC_API_SQL_OWNED "), "
+    "earlier AS (SELECT c.* FROM collections c, guard WHERE guard.auth_ok AND " MUSIC_API_SQL_OWNED
+    "), "
     "answer AS (SELECT * FROM made UNION ALL SELECT * FROM earlier LIMIT 1) "
     "SELECT CASE WHEN guard.auth_ok THEN 1 ELSE 0 END, 1, CASE WHEN guard.cover_ok OR EXISTS (SELECT 1 FROM earlier) "
     "THEN 1 ELSE 0 END, " MUSIC_API_SQL_COLLECTION_COLUMNS("c", "0") " FROM guard LEFT JOIN answer c ON true";

@@ -25,9 +25,9 @@ struct Response {
   std::string_view allow;          // sent as Allow on a 405 (the route table's static text)
   std::string_view auth = "-";     // for the request log: how the key was judged (cache, db, unknown_cache)
   std::string_view cache_control = kNoStore;
-  bool vary_on_key = false;  // Vary: Authorization, X-API-Key (answers that depend on who asks and may be kept)
-  std::string etag;          // sent as ETag when set
-  std::string link;          // sent as Link when set (RFC 8288)
+  bool vary_on_key = false;          // Vary: Authorization, X-API-Key (answers that depend on who asks and may be kept)
+  std::string etag;                  // sent as ETag when set
+  std::string link;                  // sent as Link when set (RFC 8288)
   bool idempotent_replayed = false;  // Idempotent-Replayed: true (the stored answer of an Idempotency-Key)
 
   // Back to a fresh 200 JSON answer, keeping the buffers' capacity.

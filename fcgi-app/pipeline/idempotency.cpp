@@ -16,7 +16,8 @@ Result<void> RunIdempotent(const Request& request, const Route& route, RouteHand
                              trace_id, context, response);
   // A route with no org in its path (a share link's save) judges the org itself: here, only the
   // key must hold (the org check's refusal is the route's to answer).
-  const bool key_holds = caller || (!route.organization_id && caller.error().code == ErrorCode::kOrganizationAccessDenied);
+  const bool key_holds =
+      caller || (!route.organization_id && caller.error().code == ErrorCode::kOrganizationAccessDenied);
   if (!key_holds) return Fail(caller.error());
 
   auto claim = context.database.BeginIdempotent(presented->key.id, *key, RequestFingerprint(request), trace_id);

@@ -15,7 +15,6 @@ The figures (requests sent during the fault, failures and how, seconds to recove
 Whatever happens, PostgreSQL is running again when the file ends.
 """
 
-import json
 import os
 import re
 import subprocess
@@ -30,6 +29,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from processes import alive, children, proc_stat, read_pid, workers  # noqa: E402,F401
 from musicapi import (  # noqa: E402
     ApiTestCase, World, conf_value, load_env, psql, request, tracks_path, unique)
+from writers import Writers, summary  # noqa: E402
 
 MAX_ANSWER_SECONDS = 6.0     # no request may hang longer than this while the database is away
 MAX_RECOVERY_SECONDS = 5.0   # from "PostgreSQL accepts connections" to "every answer is 200"
@@ -464,173 +464,39 @@ class StatementTimeoutTests(DbFaultCase):
 # =========================================================================== writes while it stops
 
 class WritesWhilePostgresStopsTests(DbFaultCase):
-    """Writers through nginx while PostgreSQL is stopped and started (issue 15): collection creates
-    with an Idempotency-Key and without one (a client that retries once after a failed answer),
-    saves of distinct tracks, and collection deletes. Read back afterwards: every acknowledged
-    write present exactly once, every failed one a JSON 409/503, no 500."""
+    """Writers through nginx while PostgreSQL is stopped and started (issue 15; writers.py, the same
+    clients as the cluster tier's): collection creates with an Idempotency-Key and without one,
+    saves of distinct tracks, entries added and reordered, collection deletes. Read back through
+    the API afterwards: every acknowledged write present exactly once, every failed one a JSON
+    409/503, no 500."""
 
     PRE, DOWN, POST = 1.5, 4.0, 4.0
-    INTERVAL = 0.1
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        w = cls.w
-        cls.writer, cls.writer_keys = w.user(), []
-        w.member(cls.org, cls.writer)
-        cls.writer_keys = [w.key(cls.writer) for _ in range(4)]
-        cls.own_tracks = [w.track(cls.org, creator=cls.writer) for _ in range(30)]
-        cls.doomed = [w.collection(cls.org, cls.writer) for _ in range(30)]
-
-    def send(self, method, path, key, body=None, idem=None):
-        h = {"X-API-Key": key}
-        if body is not None:
-            h["Content-Type"] = "application/json"
-        if idem is not None:
-            h["Idempotency-Key"] = idem
-        t0 = time.monotonic()
-        try:
-            r = request(method, path, h, body=None if body is None else json.dumps(body).encode(), timeout=20)
-            return Sample(t0, time.monotonic(), response=r)
-        except Exception as ex:  # noqa: BLE001 - every failure is a finding
-            return Sample(t0, time.monotonic(), error=repr(ex))
-
-    def with_one_retry(self, method, path, key, body=None, idem=None):
-        """A client that sends once more after a failed answer (same body, same key if any), as
-        the API says: at once after a Retry-After; after WRITE_OUTCOME_UNKNOWN (a create without a
-        key that may have been made) only if reading the list back does not find it."""
-        first = self.send(method, path, key, body, idem)
-        if first.status is not None and 200 <= first.status < 300:
-            return first, None
-        if first.status == 503 and "Retry-After" not in first.response.headers:
-            # read back until the database answers (it is settled then), and only then decide
-            deadline = time.monotonic() + 20
-            while True:
-                listed = self.send("GET", path + "?limit=100", key)
-                if listed.status == 200 or time.monotonic() > deadline:
-                    break
-                time.sleep(0.5)
-            names = [c["name"] for c in listed.response.json().get("items", [])] if listed.status == 200 else []
-            if body["name"] in names:
-                return first, listed  # it was made: a success found by reading back
-        return first, self.send(method, path, key, body, idem)
 
     def test_no_acknowledged_write_lost_or_doubled(self):
-        coll_path = "/v1/music/%s/collections" % self.org
-        outcomes = {"create_keyed": [], "create_plain": [], "save": [], "delete": []}
-        lock, stop = threading.Lock(), threading.Event()
-
-        def run(kind, key, items):
-            for i, item in enumerate(items):
-                if stop.is_set():
-                    break
-                if kind == "create_keyed":
-                    name = unique("ck")
-                    pair = self.with_one_retry("POST", coll_path, key, {"name": name}, idem=unique("idem"))
-                elif kind == "create_plain":
-                    name = unique("cp")
-                    pair = self.with_one_retry("POST", coll_path, key, {"name": name})
-                elif kind == "save":
-                    name = item
-                    pair = self.with_one_retry("POST", "/v1/music/%s/tracks/%s/save" % (self.org, item), key)
-                else:
-                    name = item
-                    pair = self.with_one_retry("DELETE", "%s/%s" % (coll_path, item), key)
-                with lock:
-                    outcomes[kind].append((name, pair))
-                stop.wait(self.INTERVAL)
-
-        plans = [("create_keyed", self.writer_keys[0], range(400)),
-                 ("create_plain", self.writer_keys[1], range(400)),
-                 ("save", self.writer_keys[2], self.own_tracks),
-                 ("delete", self.writer_keys[3], self.doomed)]
-        threads = [threading.Thread(target=run, args=plan) for plan in plans]
+        w = Writers(self.w, self.org, tracks=30, doomed=30, interval=0.1)
         marks = {}
         try:
-            for t in threads:
-                t.start()
-            time.sleep(self.PRE)
-            marks["stop"] = time.monotonic()
-            pg_stop()
-            time.sleep(self.DOWN)
-            pg_start()
-            marks["started"] = time.monotonic()
-            time.sleep(self.POST)
+            with w:
+                time.sleep(self.PRE)
+                marks["stop"] = time.monotonic()
+                pg_stop()
+                time.sleep(self.DOWN)
+                pg_start()
+                marks["started"] = time.monotonic()
+                time.sleep(self.POST)
         finally:
-            stop.set()
-            for t in threads:
-                t.join(60)
             ensure_pg_running()
-
-        owner = load_env()["db_owner"]
-
-        def sql(q):
-            return psql(owner, q)[1].split()
-
-        names = sql("SELECT name FROM collections WHERE user_id = '%s'" % self.writer)
-        counts = {}
-        for n in names:
-            counts[n] = counts.get(n, 0) + 1
-        saved = set(sql("SELECT track_id FROM library_saves WHERE user_id = '%s'" % self.writer))
-        remaining = set(sql("SELECT id FROM collections WHERE user_id = '%s'" % self.writer))
-
-        report, bad_answers, failed_at = [], [], []
-        for kind, rows in outcomes.items():
-            acked = failed = lost = doubled = 0
-            for name, (first, retry) in rows:
-                last = retry or first
-                for s in (first, retry):
-                    if s is None:
-                        continue
-                    if s.error or s.status >= 300:
-                        failed_at.append(s.t0)
-                    if s.error or not (200 <= s.status < 300 or s.status in (409, 503)):
-                        bad_answers.append((kind, s.status, s.error or s.response.body[:200]))
-                    elif s.status in (409, 503):
-                        err = json.loads(s.response.body)["error"]
-                        self.assertEqual(err["status"], s.status)
-                        # Retry-After exactly where sending it again is safe
-                        unknown = err["code"] == "WRITE_OUTCOME_UNKNOWN"
-                        self.assertEqual("Retry-After" in s.response.headers, not unknown, err)
-                        if unknown:
-                            self.assertEqual(kind, "create_plain", err)
-                ok = last.status is not None and 200 <= last.status < 300
-                failed += 0 if ok else 1
-                acked += 1 if ok else 0
-                if kind.startswith("create"):
-                    present = counts.get(name, 0)
-                    if ok and present == 0:
-                        lost += 1
-                    if present > 1:
-                        doubled += 1
-                elif kind == "save":
-                    if ok and name not in saved:
-                        lost += 1
-                elif kind == "delete":
-                    if ok and name in remaining:
-                        lost += 1
-            report.append((kind, len(rows), acked, failed, lost, doubled))
+        judged = w.judge()
+        print("\n" + summary("PostgreSQL stopped for %.1f s:" % (marks["started"] - marks["stop"]), judged))
+        for kind, k in judged["kinds"].items():
             with self.subTest(kind=kind):
-                self.assertGreater(len(rows), 5, "the %s stream hardly ran" % kind)
-                self.assertEqual(lost, 0, "%s: acknowledged writes lost" % kind)
-                self.assertEqual(doubled, 0, "%s: writes made twice" % kind)
-        # the longest stretch of failed writes
-        failed_at.sort()
-        longest, run_start, prev = 0.0, None, None
-        for t in failed_at:
-            if prev is None or t - prev > 1.0:
-                run_start = t
-            longest = max(longest, t - run_start)
-            prev = t
-        print("\nwrites while PostgreSQL stopped for %.1f s:" % (marks["started"] - marks["stop"]))
-        for kind, sent, acked, failed, lost, doubled in report:
-            print("  %-13s %3d sent: %3d acknowledged, %3d failed (after one retry), %d lost, %d doubled"
-                  % (kind, sent, acked, failed, lost, doubled))
-        print("  longest run of failed writes: %.1f s" % longest)
-        self.assertEqual(bad_answers[:5], [], "answers other than 2xx, or a JSON 409/503")
-        self.assertTrue(failed_at, "no write failed: the fault did not happen")
-        self.assertLess(longest, self.DOWN + 10)
-
+                self.assertGreater(k["sent"], 5, "the %s stream hardly ran" % kind)
+                self.assertEqual(k["lost"], 0, "%s: acknowledged writes lost" % kind)
+                self.assertEqual(k["doubled"], 0, "%s: writes made twice" % kind)
+        self.assertEqual(judged["bad_answers"][:5], [], "answers other than 2xx or a JSON 409/503")
+        self.assertTrue(judged["positions_dense"], "collection positions are not 0..n-1")
+        self.assertTrue(judged["failed_at"], "no write failed: the fault did not happen")
+        self.assertLess(judged["longest_outage"], self.DOWN + 10)
 
 if __name__ == "__main__":
     load_env()

@@ -12,8 +12,8 @@ BOOST_AUTO_TEST_CASE(idempotency_key_is_1_to_255_printable_ascii) {
     BOOST_CHECK_EQUAL(*key, good);
   }
   BOOST_CHECK(ParseIdempotencyKey(std::string(255, 'k')));
-  for (const std::string& bad : {std::string(), std::string(256, 'k'), std::string("tab\there"), std::string("caf\xc3\xa9"),
-                                 std::string("nul\0x", 5), std::string("del\x7f")}) {
+  for (const std::string& bad : {std::string(), std::string(256, 'k'), std::string("tab\there"),
+                                 std::string("caf\xc3\xa9"), std::string("nul\0x", 5), std::string("del\x7f")}) {
     auto key = ParseIdempotencyKey(bad);
     BOOST_REQUIRE(!key);
     BOOST_CHECK(key.error().code == ErrorCode::kValidationError);

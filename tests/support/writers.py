@@ -1,4 +1,5 @@
-"""Writers through nginx while a cluster fault runs (issue 15), and the read-back that judges them.
+"""Writers through nginx while a fault runs (issue 15: the cluster tier, faults_database), and the
+read-back that judges them.
 
 One thread and one key per kind of write, each paced and bounded, each a client that follows the
 API's contract: after a failure it sends the write once more, at once after a `Retry-After` (the
@@ -195,6 +196,12 @@ class Writers:
                         out["failed_at"].append(a.t0)
                         if a.error or a.status not in (409, 503) or a.code() is None:
                             out["bad_answers"].append((kind, a.status, a.error or a.body[:160]))
+                            continue
+                        # Retry-After exactly where sending it again is safe; "outcome unknown"
+                        # only for a create sent without a key.
+                        unknown = a.code() == "WRITE_OUTCOME_UNKNOWN"
+                        if ("Retry-After" in a.headers) == unknown or (unknown and kind != "create_plain"):
+                            out["bad_answers"].append((kind, a.status, a.code(), "Retry-After" in a.headers))
                 ok = attempts[-1].ok
                 acked += ok
                 failed += not ok
