@@ -554,6 +554,12 @@ class ClusterFaults(unittest.TestCase):
                 c.fault()
                 admin("key", "revoke", key)
                 revoked_at = time.monotonic()
+                # A write with the revoked key on every host directly, while a replica that still
+                # holds the key may judge it: the write's own check on the primary refuses it,
+                # and the primary decides the answer, 401 (never 503, "try again").
+                write_statuses = collections.Counter(
+                    fcgi(h["addr"], "POST", "/v1/music/%s/tracks/%s/save" % (self.fx.org, self.fx.track), "", key)[0]
+                    for h in env()["hosts"] for _ in range(4))
                 seen = poll_key(self.fx, key, self.lag_bound + 4)
                 _, still, _ = psql(node(victim)["super"], "SELECT pg_get_wal_replay_pause_state()")
             f = c.report("F4 WAL replay paused on %s (API sessions %s), key revoked on the primary"
@@ -574,6 +580,8 @@ class ClusterFaults(unittest.TestCase):
         if counts.get(victim):
             # Workers read there: the lag check must have sent their reads elsewhere.
             self.assertTrue(stale, "no read noticed that %s lags" % victim)
+        say("F4: writes with the revoked key on every host: %s" % dict(write_statuses))
+        self.assertEqual(set(write_statuses), {401}, "a write with a revoked key must be 401")
         self.assertEqual(late, [], "a 200 for a revoked key later than max_replica_lag + 1 s")
         self.assertTrue(any(s == 401 for _, s in seen), seen[-5:])
         self.assertEqual(f["failed"], 0, f)

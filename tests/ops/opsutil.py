@@ -54,10 +54,16 @@ def socket_fds(pid):
     return n
 
 
-def busy_workers(master):
-    """Workers holding an accepted FastCGI connection: a worker holds the listening socket
-    and its database session; one serving a request holds a third socket, the connection."""
-    return [p for p in workers(master) if socket_fds(p) >= 3]
+def worker_sockets(master):
+    """{worker pid: sockets it holds} now: the baseline busy_workers compares against."""
+    return {p: socket_fds(p) for p in workers(master)}
+
+
+def busy_workers(master, idle):
+    """Workers holding an accepted FastCGI connection: one socket more than when idle (`idle`
+    from worker_sockets()). An idle worker holds the listening socket and its database sessions,
+    one or two (a worker that has served a write also holds the write session)."""
+    return [p for p in workers(master) if socket_fds(p) > idle.get(p, 2)]
 
 
 def master_pid():
