@@ -685,6 +685,35 @@ class ClusterFaults(unittest.TestCase):
         self.assertTrue(any(s == 404 for t, x, v, s in seen if x == "link"), seen[-8:])
         self.assertEqual(f["failed"], 0, f)
 
+    # F7 ------------------------------------------------------------------------------------
+    def test_f7_strict_synchronous_mode(self):
+        """Every replica frozen (two faults): strict synchronous mode acknowledges no write while
+        no replica could have it; once they thaw, every write that was acknowledged is there."""
+        frozen = [p for r in replicas() for p in postmaster_tree(r)]
+        w = self.writers()
+        acked_while_frozen = []
+        try:
+            with w:
+                time.sleep(2)
+                signal_all(frozen, signal.SIGSTOP)
+                frozen_at = time.monotonic()
+                time.sleep(12)
+                thawed_at = time.monotonic()
+                signal_all(frozen, signal.SIGCONT)
+                time.sleep(3)
+        finally:
+            signal_all(frozen, signal.SIGCONT)
+            say("F7 restore: SIGCONT, cluster healthy after %.1f s" % wait_healthy(120))
+        for kind, rows in w.records.items():
+            for what, attempts in rows:
+                for a in attempts:
+                    # sent after the freeze and answered before the thaw: nothing may commit then
+                    if a.ok and a.method != "GET" and a.t0 > frozen_at + 0.5 and a.t1 < thawed_at:
+                        acked_while_frozen.append((kind, round(a.t0 - frozen_at, 2), a.status))
+        say("F7: every replica frozen for 12 s: %d writes acknowledged meanwhile" % len(acked_while_frozen))
+        self.assert_writes("F7", w)
+        self.assertEqual(acked_while_frozen, [], "a write acknowledged while no replica could hold it")
+
 
 def fcgi(addr, method, path, query, key):
     """One FastCGI request straight to an app host (no nginx, so no balancing): (status, body)."""

@@ -26,10 +26,10 @@ SETTLE_SECONDS = 15
 
 
 class Attempt:
-    __slots__ = ("t0", "t1", "status", "body", "headers", "error")
+    __slots__ = ("method", "t0", "t1", "status", "body", "headers", "error")
 
-    def __init__(self, t0, t1, response=None, error=None):
-        self.t0, self.t1, self.error = t0, t1, error
+    def __init__(self, method, t0, t1, response=None, error=None):
+        self.method, self.t0, self.t1, self.error = method, t0, t1, error
         self.status = response.status if response is not None else None
         self.body = response.body if response is not None else b""
         self.headers = response.headers if response is not None else None
@@ -71,9 +71,9 @@ class Writers:
         try:
             r = musicapi.request(method, path, h, body=None if body is None else json.dumps(body).encode(),
                                  timeout=30, retry_rate_limited=True)
-            return Attempt(t0, time.monotonic(), response=r)
+            return Attempt(method, t0, time.monotonic(), response=r)
         except Exception as e:  # noqa: BLE001 - no answer is a failure like any other
-            return Attempt(t0, time.monotonic(), error=repr(e))
+            return Attempt(method, t0, time.monotonic(), error=repr(e))
 
     def _collections_named(self, kind, name):
         """How many of the caller's collections carry `name` (newest 100), or None unknown."""
