@@ -15,7 +15,9 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
   -- SHA-256 of the method, the path and the body, hex: what "the same request" means.
   fingerprint  text COLLATE "C" NOT NULL CHECK (fingerprint ~ '^[0-9a-f]{64}$'),
   status       smallint NOT NULL CHECK (status BETWEEN 200 AND 499),
-  body         text NOT NULL,
+  -- The answer's body, sealed under a key derived from the pepper (AES-256-GCM, hex): a share
+  -- link's answer carries its token, and the database holds nothing that opens a link.
+  body         text NOT NULL CHECK (body ~ '^[0-9a-f]*$'),
   created_at   timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (api_key_id, key)
 );

@@ -173,4 +173,76 @@ std::optional<std::string> ReadPepperFile(const std::string& path, std::string& 
   return pepper;
 }
 
+namespace {
+
+constexpr size_t kSealNonceBytes = 12, kSealTagBytes = 16;
+
+std::string SealKey(std::string_view pepper) {
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned len = Hmac(pepper, "music-api idempotency answer v1", mac);
+  return std::string(reinterpret_cast<const char*>(mac), len);  // 32 bytes: the AES-256 key
+}
+
+std::optional<std::string> FromHex(std::string_view hex) {
+  if (hex.size() % 2 != 0) return std::nullopt;
+  std::string out(hex.size() / 2, '\0');
+  for (size_t i = 0; i < out.size(); ++i) {
+    int hi = OPENSSL_hexchar2int(static_cast<unsigned char>(hex[2 * i]));
+    int lo = OPENSSL_hexchar2int(static_cast<unsigned char>(hex[2 * i + 1]));
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out[i] = static_cast<char>(hi * 16 + lo);
+  }
+  return out;
+}
+
+// One AES-256-GCM pass: seals (`encrypt`) or opens; false when opening fails to authenticate.
+bool Gcm(bool encrypt, const std::string& key, const unsigned char* nonce, std::string_view aad, std::string_view in,
+         std::string& out, unsigned char* tag) {
+  EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
+  if (!ctx) throw std::runtime_error("EVP_CIPHER_CTX_new failed");
+  const auto* k = reinterpret_cast<const unsigned char*>(key.data());
+  int len = 0, ok = encrypt ? EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), nullptr, k, nonce)
+                            : EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), nullptr, k, nonce);
+  const auto* a = reinterpret_cast<const unsigned char*>(aad.data());
+  const auto* p = reinterpret_cast<const unsigned char*>(in.data());
+  out.assign(in.size(), '\0');
+  auto* o = reinterpret_cast<unsigned char*>(out.data());
+  if (encrypt) {
+    ok = ok && EVP_EncryptUpdate(ctx, nullptr, &len, a, static_cast<int>(aad.size())) &&
+         EVP_EncryptUpdate(ctx, o, &len, p, static_cast<int>(in.size())) && EVP_EncryptFinal_ex(ctx, o + len, &len) &&
+         EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, kSealTagBytes, tag);
+  } else {
+    ok = ok && EVP_DecryptUpdate(ctx, nullptr, &len, a, static_cast<int>(aad.size())) &&
+         EVP_DecryptUpdate(ctx, o, &len, p, static_cast<int>(in.size())) &&
+         EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, kSealTagBytes, tag) &&
+         EVP_DecryptFinal_ex(ctx, o + len, &len) > 0;
+  }
+  EVP_CIPHER_CTX_free(ctx);
+  if (!ok && encrypt) throw std::runtime_error("AES-GCM failed");
+  return ok;
+}
+
+}  // namespace
+
+std::string SealAnswer(std::string_view pepper, std::string_view context, std::string_view plaintext) {
+  unsigned char nonce[kSealNonceBytes], tag[kSealTagBytes];
+  if (RAND_bytes(nonce, sizeof nonce) != 1) throw std::runtime_error("RAND_bytes failed");
+  std::string cipher;
+  Gcm(true, SealKey(pepper), nonce, context, plaintext, cipher, tag);
+  return Hex(nonce, sizeof nonce) + Hex(reinterpret_cast<const unsigned char*>(cipher.data()), cipher.size()) +
+         Hex(tag, sizeof tag);
+}
+
+std::optional<std::string> OpenAnswer(std::string_view pepper, std::string_view context, std::string_view sealed) {
+  auto raw = FromHex(sealed);
+  if (!raw || raw->size() < kSealNonceBytes + kSealTagBytes) return std::nullopt;
+  auto* bytes = reinterpret_cast<unsigned char*>(raw->data());
+  std::string_view cipher(raw->data() + kSealNonceBytes, raw->size() - kSealNonceBytes - kSealTagBytes);
+  std::string plain;
+  if (!Gcm(false, SealKey(pepper), bytes, context, cipher, plain, bytes + raw->size() - kSealTagBytes)) {
+    return std::nullopt;
+  }
+  return plain;
+}
+
 }  // namespace music_api

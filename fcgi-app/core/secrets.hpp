@@ -45,6 +45,14 @@ std::string HashShareToken(std::string_view pepper, std::string_view token);
 
 bool ConstantTimeEquals(std::string_view a, std::string_view b);
 
+// A stored Idempotency-Key answer, sealed (AES-256-GCM, a fresh nonce, hex) under a key derived
+// from the pepper: a share link's answer carries its token once, and a copy of the database must
+// hold nothing that opens a link. `context` (the API key id and the client's key) is
+// authenticated too, so a sealed answer moved to another row does not open. Open: nullopt when
+// it does not authenticate (another pepper, or tampered).
+std::string SealAnswer(std::string_view pepper, std::string_view context, std::string_view plaintext);
+std::optional<std::string> OpenAnswer(std::string_view pepper, std::string_view context, std::string_view sealed);
+
 // Reads the server-side pepper; nullopt with `error` set when missing or too short.
 std::optional<std::string> ReadPepperFile(const std::string& path, std::string& error);
 

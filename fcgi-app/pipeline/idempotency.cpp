@@ -1,6 +1,8 @@
 // Idempotency-Key around a write route: authenticate → claim → the route → store and commit.
 #include "pipeline/idempotency.hpp"
 
+#include "core/log.hpp"
+#include "core/secrets.hpp"
 #include "http/idempotency_key.hpp"
 #include "pipeline/caller.hpp"
 
@@ -20,6 +22,8 @@ Result<void> RunIdempotent(const Request& request, const Route& route, RouteHand
       caller || (!route.organization_id && caller.error().code == ErrorCode::kOrganizationAccessDenied);
   if (!key_holds) return Fail(caller.error());
 
+  // The stored answer is sealed under the pepper, bound to its row (a share link's token is in it).
+  const std::string row = presented->key.id + " " + std::string(*key);
   auto claim = context.database.BeginIdempotent(presented->key.id, *key, RequestFingerprint(request), trace_id);
   if (!claim) return Fail(claim.error());
   switch (claim->state) {
@@ -27,10 +31,14 @@ Result<void> RunIdempotent(const Request& request, const Route& route, RouteHand
       return Fail(ErrorCode::kIdempotencyKeyInUse);
     case IdempotencyClaim::State::kReplay:
       if (!claim->same_request) return Fail(ApiError{ErrorCode::kIdempotencyKeyReused, {}, "Idempotency-Key", {}});
-      response.status = claim->status;
-      response.body = std::move(claim->body);
-      response.idempotent_replayed = true;
-      return {};
+      if (auto body = OpenAnswer(context.pepper, row, claim->body)) {
+        response.status = claim->status;
+        response.body = std::move(*body);
+        response.idempotent_replayed = true;
+        return {};
+      }
+      Log("error", "idempotency_answer_unreadable", {{"trace_id", trace_id}, {"reason", "the pepper changed?"}});
+      return Fail(ErrorCode::kInternalError);
     case IdempotencyClaim::State::kStarted:
       break;
   }
@@ -41,7 +49,8 @@ Result<void> RunIdempotent(const Request& request, const Route& route, RouteHand
   }
   // Not stored, not committed: the outcome is unknown to us, so the answer is 503 with
   // Retry-After, and the retry with this key either finds the stored answer or runs afresh.
-  auto stored = context.database.FinishIdempotent(response.status, response.body, trace_id);
+  auto stored =
+      context.database.FinishIdempotent(response.status, SealAnswer(context.pepper, row, response.body), trace_id);
   if (!stored) return Fail(stored.error());
   return {};
 }

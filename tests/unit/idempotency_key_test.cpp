@@ -1,6 +1,7 @@
 // The Idempotency-Key header's rules and the request fingerprint (http/idempotency_key).
 #include <boost/test/unit_test.hpp>
 
+#include "core/secrets.hpp"
 #include "http/idempotency_key.hpp"
 
 using namespace music_api;
@@ -48,4 +49,21 @@ BOOST_AUTO_TEST_CASE(fingerprint_covers_method_path_query_and_body) {
   a.method = "POST", a.uri = "/x\ny", a.body = "";
   b.method = "POST", b.uri = "/x", b.body = "y";
   BOOST_CHECK_NE(RequestFingerprint(a), RequestFingerprint(b));
+}
+
+BOOST_AUTO_TEST_CASE(stored_answers_are_sealed_to_their_row_and_pepper) {
+  const std::string pepper(32, 'p'), body = R"({"id":"mslink_x","token":"shr_secret"})";
+  const std::string sealed = SealAnswer(pepper, "mk_a k1", body);
+  BOOST_CHECK(sealed.find("shr_secret") == std::string::npos);
+  BOOST_CHECK_NE(sealed, SealAnswer(pepper, "mk_a k1", body));  // a fresh nonce each time
+  auto opened = OpenAnswer(pepper, "mk_a k1", sealed);
+  BOOST_REQUIRE(opened);
+  BOOST_CHECK_EQUAL(*opened, body);
+  BOOST_CHECK(!OpenAnswer(std::string(32, 'q'), "mk_a k1", sealed));  // another pepper
+  BOOST_CHECK(!OpenAnswer(pepper, "mk_b k1", sealed));                // moved to another row
+  std::string tampered = sealed;
+  tampered[30] = tampered[30] == '0' ? '1' : '0';
+  BOOST_CHECK(!OpenAnswer(pepper, "mk_a k1", tampered));
+  BOOST_CHECK(!OpenAnswer(pepper, "mk_a k1", "zz"));
+  BOOST_CHECK_EQUAL(*OpenAnswer(pepper, "ctx", SealAnswer(pepper, "ctx", "")), "");
 }
