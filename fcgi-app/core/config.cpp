@@ -1,6 +1,7 @@
 // Server configuration: one table of keys, parsed once into an immutable Config.
 #include "core/config.hpp"
 
+#include <arpa/inet.h>
 #include <unistd.h>
 
 #include <array>
@@ -45,6 +46,25 @@ Setter Mode() {
   };
 }
 
+// Comma-separated IPv4 addresses (libfcgi's FCGI_WEB_SERVER_ADDRS form), or empty.
+Setter PeerList() {
+  return [](Config& c, std::string_view v) -> std::optional<std::string> {
+    std::string_view rest = v;
+    while (!rest.empty()) {
+      const size_t comma = rest.find(',');
+      std::string address(rest.substr(0, comma));
+      in_addr parsed{};
+      if (inet_pton(AF_INET, address.c_str(), &parsed) != 1) {
+        return "expected IPv4 addresses separated by commas (the nginx hosts), e.g. 10.0.0.5,10.0.0.6";
+      }
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+      if (comma != std::string_view::npos && rest.empty()) return "a trailing comma";
+    }
+    c.listen_allow = std::string(v);
+    return std::nullopt;
+  };
+}
+
 // Empty, or scheme and host only (http:// or https://, a host, maybe a port): the signed path is
 // appended to it as is, so a path or a trailing slash would break every signature.
 Setter BaseUrl() {
@@ -63,8 +83,8 @@ struct ConfigKey {
   Setter set;
 };
 
-const std::array<ConfigKey, 22>& Table() {
-  static const std::array<ConfigKey, 22> kTable = {{
+const std::array<ConfigKey, 23>& Table() {
+  static const std::array<ConfigKey, 23> kTable = {{
       {{"listen", "/run/music-api/fcgi.sock",
         "FastCGI socket: a unix socket path, or HOST:PORT for TCP. Ignored under systemd socket activation."},
        Text(&Config::listen, false)},
@@ -74,6 +94,12 @@ const std::array<ConfigKey, 22>& Table() {
       {{"listen_group", "", "Group of the unix socket, e.g. www-data; empty keeps the process's group."},
        Text(&Config::listen_group, true)},
       {{"listen_backlog", "1024", "listen(2) backlog of the socket."}, Int(&Config::listen_backlog, 1, 65535)},
+      {{"listen_allow", "127.0.0.1",
+        "With a TCP listen: the only peers accepted (the nginx hosts' IPv4 addresses, comma-separated); "
+        "others are closed at accept. FastCGI has no authentication: a peer that reaches the port skips "
+        "nginx's TLS, limits and logs and sets REMOTE_ADDR itself. Empty accepts any peer. A unix socket "
+        "ignores it."},
+       PeerList()},
       {{"workers", "0", "Worker processes (each holds one PostgreSQL connection); 0 means 2 x CPUs."},
        Int(&Config::workers, 0, kMaxWorkers)},
       {{"max_requests", "0", "A worker exits after this many requests and is replaced; 0 means never."},

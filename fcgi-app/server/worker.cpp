@@ -120,6 +120,13 @@ void RunWorker(const Config& config, const WorkerSecrets& secrets, int listen_fd
   // O_NONBLOCK on Linux.) The flag is on the shared file description; only workers accept on it.
   fcntl(listen_fd, F_SETFL, fcntl(listen_fd, F_GETFL) | O_NONBLOCK);
   std::string pid = std::to_string(getpid());
+  // libfcgi reads the accepted peers once, in FCGX_Init, and closes any other TCP peer at accept
+  // (a unix socket is never checked). Set per worker, so a reload's new list takes effect.
+  if (config.listen_allow.empty()) {
+    unsetenv("FCGI_WEB_SERVER_ADDRS");
+  } else {
+    setenv("FCGI_WEB_SERVER_ADDRS", config.listen_allow.c_str(), 1);
+  }
   if (FCGX_Init() != 0) {
     Log("error", "worker_init_failed", {{"pid", pid}});
     std::_Exit(1);

@@ -463,7 +463,7 @@ api_conf() {
   # Notice a dead or frozen node in seconds (each only if this binary knows the key).
   local kv
   for kv in database_connect_timeout=2 database_keepalives_idle=2 database_keepalives_interval=1 \
-    database_keepalives_count=2 database_tcp_user_timeout=3000 max_replica_lag=12; do
+    database_keepalives_count=2 database_tcp_user_timeout=3000 max_replica_lag=12 listen_allow=127.0.0.1; do
     supports_key "$bin" "${kv%%=*}" "${kv#*=}" && printf '%s = %s\n' "${kv%%=*}" "${kv#*=}"
   done
   return 0

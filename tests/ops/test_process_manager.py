@@ -741,6 +741,40 @@ class ProcessManagerTests(ApiTestCase):
             self.assertLess(secs, 2.0)
         self.assertEqual(exits, ["status 0"] * 20)
 
+    # ------------------------------------------------------------------- 13. TCP peers
+
+    def test_13_tcp_listener_accepts_only_listen_allow(self):
+        """With a TCP listen (the cluster layout) every peer but listen_allow's is closed at accept,
+        so nothing that reaches the port can skip nginx (its TLS, limits and logs) or set
+        REMOTE_ADDR. The request comes from 127.0.0.1: refused with 127.0.0.2 allowed, answered
+        (401, no key sent) with 127.0.0.1 allowed."""
+        answers = {}
+        with scratch_dir("ops-allow-") as tmp:
+            for allow in ("127.0.0.2", "127.0.0.1,127.0.0.3"):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", 0))
+                    port = s.getsockname()[1]
+                conf, _, logp = lone_instance_conf(tmp, 1)
+                with open(conf, "a", encoding="utf-8") as f:
+                    f.write("listen = 127.0.0.1:%d\nlisten_allow = %s\n" % (port, allow))
+                p = opsutil.start_api(conf=conf, log=logp, write_pid=False)
+                try:
+                    def listening():
+                        with socket.socket() as c:
+                            return c.connect_ex(("127.0.0.1", port)) == 0
+                    wait_for(listening, 15, 0.05, "the TCP listener")
+                    wait_for(lambda: workers(p.pid), 5, 0.02, "a worker")
+                    fcgi_env = dict(os.environ, REQUEST_METHOD="GET", REQUEST_URI="/v1/music/org_x/tracks",
+                                    QUERY_STRING="", SERVER_PROTOCOL="HTTP/1.1")
+                    r = subprocess.run(["cgi-fcgi", "-bind", "-connect", "127.0.0.1:%d" % port], env=fcgi_env,
+                                       stdin=subprocess.DEVNULL, capture_output=True, timeout=20)
+                    answers[allow] = r.stdout.split(b"\r\n")[0].decode(errors="replace")
+                finally:
+                    opsutil.stop_api(p.pid, timeout=10)
+        say("TCP listener, a request from 127.0.0.1: %s" % answers)
+        self.assertEqual(answers["127.0.0.2"], "", "a peer outside listen_allow was answered")
+        self.assertEqual(answers["127.0.0.1,127.0.0.3"], "Status: 401 Unauthorized")
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
