@@ -164,6 +164,10 @@ NGINX_CODE_OPERATIONS = {
     # Only for the host-only /music-api/status and /music-api/ping, which the document leaves
     # out: the code must be named in it, but no documented route gets it.
     "FORBIDDEN": (),
+    # Refused by nginx before any route is chosen (music-api-errors.conf): named in the document's
+    # table, on no operation.
+    "NOT_IMPLEMENTED": (),
+    "HTTP_VERSION_NOT_SUPPORTED": (),
 }
 
 ORG = "org_contract1"

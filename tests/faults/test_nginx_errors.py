@@ -528,6 +528,26 @@ class NginxMadeHeadersTests(NginxErrorCase):
                     self.assert_nginx_error(r, 404, "RESOURCE_NOT_FOUND", "not_found_error")
                 self.assert_server_headers(r)
 
+    def test_trace_unknown_transfer_encoding_and_http_versions_are_json(self):
+        """What nginx refuses before any location (music-api-errors.conf) is the envelope too."""
+        cases = [(b"TRACE /v1/music/org_x/tracks HTTP/1.1\r\nHost: localhost\r\n\r\n",
+                  405, "METHOD_NOT_ALLOWED", "invalid_request_error"),
+                 (b"TRACE /v1/media/mtrack_x/master.mp3 HTTP/1.1\r\nHost: localhost\r\n\r\n",
+                  405, "METHOD_NOT_ALLOWED", "invalid_request_error"),
+                 (b"POST /v1/music/org_x/collections HTTP/1.1\r\nHost: localhost\r\n"
+                  b"Transfer-Encoding: gzip\r\n\r\n", 501, "NOT_IMPLEMENTED", "invalid_request_error"),
+                 (b"GET /v1/music/org_x/tracks HTTP/3.0\r\nHost: localhost\r\n\r\n",
+                  505, "HTTP_VERSION_NOT_SUPPORTED", "invalid_request_error"),
+                 (b"GET /v1/music/org_x/tracks HTTP/2.0\r\nHost: localhost\r\n\r\n",
+                  505, "HTTP_VERSION_NOT_SUPPORTED", "invalid_request_error")]
+        for raw, status, code, etype in cases:
+            with self.subTest(request=raw.split(b"\r\n")[0]):
+                r = raw_exchange(raw)
+                self.assert_nginx_error(r, status, code, etype)
+                self.assert_server_headers(r)
+                if status == 405:
+                    self.assertEqual(r.headers.get("Allow"), "GET, HEAD, POST, PATCH, DELETE")
+
     def test_nginx_made_errors_carry_hsts_and_nosniff(self):
         cases = [("GET", "/v1/music", None, 404),
                  ("GET", "/v1/music/x/tracks?" + "a" * 9000, None, 414),
