@@ -30,7 +30,7 @@ from musicapi import admin, key_headers, load_env, psql  # noqa: E402
 from processes import alive, children, read_pid  # noqa: E402
 from apiproc import wait_for  # noqa: E402
 from opsutil import Fixture, error_code  # noqa: E402
-from writers import Writers, summary  # noqa: E402
+from writers import Writers, assert_judged, summary  # noqa: E402
 
 CLUSTER_SH = os.path.join(HERE, "..", "..", "scripts", "lib", "cluster.sh")
 # An answer slower than this counts as "not yet recovered" (the stream's usual answer is ms).
@@ -375,14 +375,7 @@ class ClusterFaults(unittest.TestCase):
     def assert_writes(self, label, w):
         judged = w.judge()
         say(summary(label, judged))
-        for kind, k in judged["kinds"].items():
-            with self.subTest(kind=kind):
-                self.assertGreater(k["sent"], 0, "%s: no write was sent" % kind)
-                self.assertEqual(k["lost"], 0, "%s: acknowledged writes lost" % kind)
-                self.assertEqual(k["doubled"], 0, "%s: writes made twice" % kind)
-        self.assertEqual(judged["bad_answers"][:5], [], "answers other than 2xx or a JSON 409/503")
-        self.assertTrue(judged["positions_dense"], "collection positions are not 0..n-1")
-        self.assertLess(judged["longest_outage"], self.MAX_WRITE_OUTAGE)
+        assert_judged(self, judged, self.MAX_WRITE_OUTAGE)
         return judged
 
     def test_f0_baseline(self):

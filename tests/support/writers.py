@@ -234,3 +234,17 @@ def summary(label, judged):
              for k, v in judged["kinds"].items()]
     return ("%s writes (sent/acked/failed/lost/doubled): %s; longest write outage %.1f s; %d answers not "
             "2xx or a JSON 409/503" % (label, ", ".join(parts), judged["longest_outage"], len(judged["bad_answers"])))
+
+
+def assert_judged(case, judged, max_outage, min_sent=1):
+    """What every writers' fault asserts: each kind ran, no acknowledged write lost or made twice,
+    every failure a JSON 409/503 (with Retry-After exactly where a retry is safe), positions
+    dense, and the longest run of failed writes under `max_outage` seconds."""
+    for kind, k in judged["kinds"].items():
+        with case.subTest(kind=kind):
+            case.assertGreaterEqual(k["sent"], min_sent, "%s: the stream hardly ran" % kind)
+            case.assertEqual(k["lost"], 0, "%s: acknowledged writes lost" % kind)
+            case.assertEqual(k["doubled"], 0, "%s: writes made twice" % kind)
+    case.assertEqual(judged["bad_answers"][:5], [], "answers other than 2xx or a JSON 409/503")
+    case.assertTrue(judged["positions_dense"], "collection positions are not 0..n-1")
+    case.assertLess(judged["longest_outage"], max_outage)
