@@ -325,7 +325,12 @@ def wait_replayed(timeout=20):
     lsn = lsn.strip()
 
     def caught_up():
-        for r in replicas():
+        # Every other node must be listed as a replica: right after a case (Patroni leaving
+        # maintenance mode, a node rejoining) the list may be short, and an empty one would pass.
+        reps = replicas()
+        if len(reps) < len(env()["nodes"]) - 1:
+            return False
+        for r in reps:
             _, out, _ = psql(node(r)["super"],
                              "SELECT pg_last_wal_replay_lsn() >= '%s'::pg_lsn" % lsn, check=False)
             if out.strip() != "t":
