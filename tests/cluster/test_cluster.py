@@ -624,6 +624,7 @@ class ClusterFaults(unittest.TestCase):
         doomed = self.cached_key()
         owner, owner_key = self.fx.world.principal(self.fx.org)
         track = self.fx.world.track(self.fx.org, creator=owner)
+        wait_replayed()  # music-admin's commits are on every replica before the key is used
         r = musicapi.request("POST", "/v1/music/%s/tracks/%s/share" % (self.fx.org, track),
                              dict(key_headers(owner_key), **{"Content-Type": "application/json"}), body=b"{}")
         self.assertEqual(r.status, 201, r.body[:300])
