@@ -32,6 +32,10 @@ BEGIN
   DELETE FROM idempotency_keys WHERE ctid = ANY (ARRAY(
     SELECT ctid FROM idempotency_keys WHERE created_at < now() - interval '24 hours'
      ORDER BY created_at LIMIT 2 FOR UPDATE SKIP LOCKED));
+  -- This key's own expired answer, if the prune has not reached it yet: the key is free again
+  -- (the caller holds its advisory lock, so no one else stores it meanwhile).
+  DELETE FROM idempotency_keys WHERE api_key_id = p_api_key AND key = p_key
+     AND created_at < now() - interval '24 hours';
   INSERT INTO idempotency_keys (api_key_id, key, fingerprint, status, body)
   VALUES (p_api_key, p_key, p_fingerprint, p_status, p_body);
 END
