@@ -367,8 +367,13 @@ class ClusterFaults(unittest.TestCase):
         """A new key, replicated everywhere and used until the workers have it cached."""
         _, key = self.fx.world.principal(self.fx.org)
         wait_replayed()
-        for _ in range(12):
-            self.assertEqual(musicapi.request("GET", self.fx.path, key_headers(key)).status, 200)
+        # 12 answers in a row, each 200. Right after a case a worker may still refuse a key this
+        # new for a few seconds (seen after F4: its replica had replayed the key per
+        # pg_last_wal_replay_lsn, yet the key was unknown; not understood yet, see the closing
+        # note), and a worker remembers an unknown id for 10 s: wait that out.
+        def twelve():
+            return all(musicapi.request("GET", self.fx.path, key_headers(key)).status == 200 for _ in range(12))
+        wait_for(twelve, 30, 1.0, "12 answers in a row with a new key")
         return key
 
     def writers(self):
