@@ -10,6 +10,7 @@
 #include "admin/cli.hpp"
 #include "core/config.hpp"
 #include "core/secrets.hpp"
+#include "db/library_versions.hpp"
 
 namespace music_api::admin {
 namespace {
@@ -48,10 +49,11 @@ const std::set<std::string> kValueOptions = {"db",       "config", "capability",
                                              "mode",     "title",  "duration",   "licence-class",  "created-at",
                                              "saved-at", "users",  "tracks",     "saves-per-user", "keys-file",
                                              "creator",  "audio",  "stem",       "media-root",     "file"};
-const std::set<std::string> kFlagOptions = {"instrumental", "help"};
+const std::set<std::string> kFlagOptions = {"instrumental", "help", "version"};
 
 void PrintUsage(std::ostream& out) {
   out << "usage: music-admin [--db CONNINFO] [--config PATH] COMMAND\n"
+         "       music-admin --version\n"
          "The database is --db or MUSIC_API_DB (a libpq connection string for the schema owner).\n"
          "Key hashing reads the pepper file named by MUSIC_API_PEPPER_FILE or the config's key_pepper_file.\n"
          "commands:\n";
@@ -129,6 +131,10 @@ int main(int argc, char** argv) {
   try {
     Context context;
     context.args = Parse(argc, argv);
+    if (context.args.Flag("version")) {
+      std::cout << music_api::VersionReport("music-admin");
+      return 0;
+    }
     if (context.args.Flag("help") || context.args.positional.empty()) {
       PrintUsage(context.args.Flag("help") ? std::cout : std::cerr);
       return context.args.Flag("help") ? 0 : 2;

@@ -28,8 +28,8 @@ struct Config {
   std::string listen_group;  // group of a unix socket (empty: unchanged)
   int listen_backlog = 0;
   std::string listen_allow;  // TCP: the only peers accepted, comma-separated IPv4 ("" = any)
-  int workers = 0;       // 0 means 2 x online CPUs
-  int max_requests = 0;  // 0 means never recycle
+  int workers = 0;           // 0 means 2 x online CPUs
+  int max_requests = 0;      // 0 means never recycle
   int request_timeout_seconds = 0;
   int retry_after_seconds = 0;
   std::string database;                      // libpq connection string for reads (may name several hosts)

@@ -8,23 +8,26 @@
 #include "core/log.hpp"
 #include "core/media_keys.hpp"
 #include "core/secrets.hpp"
+#include "db/library_versions.hpp"
 #include "server/listen_socket.hpp"
 #include "server/master.hpp"
 
 namespace {
 
 constexpr const char* kUsage =
-    "usage: music-api [--config PATH] [--workers N] [--listen SOCKET] [--test | --test-reload]\n"
+    "usage: music-api [--config PATH] [--workers N] [--listen SOCKET] [-t | --test | --test-reload]\n"
+    "       music-api --version\n"
     "  --config PATH   configuration file (default /etc/music-api/music-api.conf)\n"
     "  --workers N     worker processes (overrides the file)\n"
     "  --listen SOCKET unix socket path or HOST:PORT (overrides the file)\n"
-    "  --test          check the configuration and the pepper file, then exit\n"
+    "  -t, --test      check the configuration and the pepper file, then exit (like nginx -t)\n"
     "  --test-reload   check what a reload re-reads (the configuration, its connection strings,\n"
     "                  the media key file), not the pepper: what systemctl reload runs first\n"
+    "  -V, --version   print the version, the git commit and the library versions\n"
     "environment: MUSIC_API_DB (libpq connection string), MUSIC_API_PEPPER_FILE\n";
 
 int Fatal(const std::string& message) {
-  std::fprintf(stderr, "music-api: %s\n", message.c_str());
+  std::fprintf(stderr, "%smusic-api: %s\n", music_api::JournalPriorityPrefix("error").data(), message.c_str());
   return 1;
 }
 
@@ -54,6 +57,9 @@ int main(int argc, char** argv) {
         test_reload = true;
       } else if (arg == "--help" || arg == "-h") {
         std::fputs(kUsage, stdout);
+        return 0;
+      } else if (arg == "--version" || arg == "-V") {
+        std::fputs(VersionReport("music-api").c_str(), stdout);
         return 0;
       } else {
         std::fputs(kUsage, stderr);
