@@ -492,10 +492,16 @@ auto Database::Run(std::string_view what, std::string_view trace_id, Body&& body
       return Fail(ErrorCode::kServiceUnavailable);
     }
     std::string sqlstate;
+    const auto sent = std::chrono::steady_clock::now();
+    auto timed = [&] {
+      statement_ms_.push_back(
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - sent).count());
+    };
     try {
       overdue_->Arm(PQsocket(c->Conn()), overdue_after_);
       Answer answer = body(*c->statements);
       overdue_->Disarm();
+      timed();
       // Every statement reports whether its server may be believed; the primary's answer is final.
       if (c->statements->fresh != 0 || c == write_.get()) return answer;
       // A replica further behind than max_replica_lag may miss any commit of that time, a key's
@@ -519,6 +525,7 @@ auto Database::Run(std::string_view what, std::string_view trace_id, Body&& body
       Log("error", "db_error", {{"trace_id", trace_id}, {"query", what}, {"host", c->Host()}, {"error", Reason(e)}});
     }
     overdue_->Disarm();
+    timed();
     ++failures_;
     bool broken = c->Broken();
     if (target == Target::kWrite && broken) write_outcome_unknown_ = true;

@@ -234,6 +234,13 @@ class Database {
   Result<bool> Ping(std::string_view trace_id);
   // Database calls that failed since the worker started (for the status page).
   uint64_t failures() const { return failures_; }
+  // Hands `record` how long each statement took (ms, failed ones too) since the last call, then
+  // forgets them (keeping the buffer): the worker adds them to the pool's histogram per request.
+  template <typename Record>
+  void DrainStatementTimes(Record&& record) {
+    for (double ms : statement_ms_) record(ms);
+    statement_ms_.clear();
+  }
   // Opens the read session now if it is not open (workers call this at start, to fail fast in logs).
   bool Connect(std::string_view trace_id);
 
@@ -260,6 +267,7 @@ class Database {
   std::unique_ptr<OverdueGuard> overdue_;
   std::chrono::milliseconds overdue_after_;
   uint64_t failures_ = 0;
+  std::vector<double> statement_ms_;
   bool auth_changed_ = true;
   std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();
   std::chrono::seconds grace_;  // 1 s + connect_timeout, after a host failed

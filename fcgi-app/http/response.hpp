@@ -29,12 +29,13 @@ struct Response {
   std::string etag;                  // sent as ETag when set
   std::string link;                  // sent as Link when set (RFC 8288)
   bool idempotent_replayed = false;  // Idempotent-Replayed: true (the stored answer of an Idempotency-Key)
+  int handler = 0;                   // which handler answered, for metrics: 1 + its row (pipeline.hpp), 0 none
 
   // Back to a fresh 200 JSON answer, keeping the buffers' capacity.
   void Reset() {
     status = 200, content_type = kJsonContentType, body.clear(), error.reset(), rows = 0;
     retry_after_seconds = 0, allow = {}, auth = "-", cache_control = kNoStore, vary_on_key = false;
-    etag.clear(), link.clear(), idempotent_replayed = false;
+    etag.clear(), link.clear(), idempotent_replayed = false, handler = 0;
   }
 };
 

@@ -36,6 +36,8 @@ constexpr RouteRow kRoutes[] = {
     {RouteId::kSharedSave, "POST", "", {"shared", "{token}", "save"}},
     {RouteId::kStatus, "GET, HEAD", "status", {}},
     {RouteId::kPing, "GET, HEAD", "ping", {}},
+    {RouteId::kPing, "GET, HEAD", "ready", {}},
+    {RouteId::kLive, "GET, HEAD", "live", {}},
 };
 
 bool Allows(std::string_view allow, std::string_view method) {

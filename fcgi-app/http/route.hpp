@@ -24,7 +24,8 @@ enum class RouteId {
   kSharedLink,
   kSharedSave,
   kStatus,
-  kPing,
+  kPing,  // readiness: a database round trip (also /music-api/ready)
+  kLive,  // liveness: the worker answers, no SQL
 };
 
 // The ids a path names. Each is nullopt when its segment is not a well-formed id of its kind: the

@@ -201,36 +201,46 @@ Result<void> PingRoute(const Request&, const Route&, std::string_view trace_id, 
   return Ping(trace_id, context, response);
 }
 
+// Liveness: this worker takes requests. No SQL, so a database outage never marks the host dead
+// (readiness, /music-api/ready, is the one that asks the database).
+Result<void> LiveRoute(const Request&, const Route&, std::string_view, PipelineContext&, Response& response) {
+  response.body = R"({"status":"ok"})";
+  return {};
+}
+
 // Which handler answers a route and method (HEAD is GET without the body; the route table has
 // already refused the methods a route does not answer).
 struct HandlerRow {
   RouteId route;
   std::string_view method;
   RouteHandler handle;
+  std::string_view name;  // the metrics' route label
 };
 
 constexpr HandlerRow kHandlers[] = {
-    {RouteId::kListTracks, "GET", ListSavedTracks},
-    {RouteId::kTrack, "GET", GetTrack},
-    {RouteId::kTrack, "DELETE", DeleteTrack},
-    {RouteId::kTrackSave, "POST", SaveTrack},
-    {RouteId::kTrackSave, "DELETE", UnsaveTrack},
-    {RouteId::kTrackShare, "POST", ShareTrack},
-    {RouteId::kCollections, "GET", ListCollections},
-    {RouteId::kCollections, "POST", CreateCollection},
-    {RouteId::kCollection, "GET", GetCollection},
-    {RouteId::kCollection, "PATCH", UpdateCollection},
-    {RouteId::kCollection, "DELETE", DeleteCollection},
-    {RouteId::kCollectionTracks, "GET", ListCollectionEntries},
-    {RouteId::kCollectionTracks, "POST", AddToCollection},
-    {RouteId::kCollectionTrack, "DELETE", RemoveFromCollection},
-    {RouteId::kCollectionOrder, "PATCH", ReorderCollection},
-    {RouteId::kShare, "DELETE", RevokeShare},
-    {RouteId::kSharedLink, "GET", ResolveShare},
-    {RouteId::kSharedSave, "POST", SaveShared},
-    {RouteId::kStatus, "GET", Status},
-    {RouteId::kPing, "GET", PingRoute},
+    {RouteId::kListTracks, "GET", ListSavedTracks, "list_tracks"},
+    {RouteId::kTrack, "GET", GetTrack, "get_track"},
+    {RouteId::kTrack, "DELETE", DeleteTrack, "delete_track"},
+    {RouteId::kTrackSave, "POST", SaveTrack, "save_track"},
+    {RouteId::kTrackSave, "DELETE", UnsaveTrack, "unsave_track"},
+    {RouteId::kTrackShare, "POST", ShareTrack, "share_track"},
+    {RouteId::kCollections, "GET", ListCollections, "list_collections"},
+    {RouteId::kCollections, "POST", CreateCollection, "create_collection"},
+    {RouteId::kCollection, "GET", GetCollection, "get_collection"},
+    {RouteId::kCollection, "PATCH", UpdateCollection, "update_collection"},
+    {RouteId::kCollection, "DELETE", DeleteCollection, "delete_collection"},
+    {RouteId::kCollectionTracks, "GET", ListCollectionEntries, "list_collection_tracks"},
+    {RouteId::kCollectionTracks, "POST", AddToCollection, "add_collection_track"},
+    {RouteId::kCollectionTrack, "DELETE", RemoveFromCollection, "remove_collection_track"},
+    {RouteId::kCollectionOrder, "PATCH", ReorderCollection, "reorder_collection"},
+    {RouteId::kShare, "DELETE", RevokeShare, "revoke_share"},
+    {RouteId::kSharedLink, "GET", ResolveShare, "open_shared_link"},
+    {RouteId::kSharedSave, "POST", SaveShared, "save_shared"},
+    {RouteId::kStatus, "GET", Status, "status"},
+    {RouteId::kPing, "GET", PingRoute, "ready"},
+    {RouteId::kLive, "GET", LiveRoute, "live"},
 };
+static_assert(std::size(kHandlers) + 1 == kHandlerNames, "kHandlerNames counts the rows and \"none\"");
 
 Result<void> Dispatch(const Request& request, std::string_view trace_id, PipelineContext& context, Response& response) {
   auto route = MatchRoute(request);
@@ -238,6 +248,7 @@ Result<void> Dispatch(const Request& request, std::string_view trace_id, Pipelin
   const std::string_view method = request.method == "HEAD" ? std::string_view("GET") : request.method;
   for (const HandlerRow& row : kHandlers) {
     if (row.route != route->id || row.method != method) continue;
+    response.handler = static_cast<int>(&row - kHandlers) + 1;
     if (request.idempotency_key && TakesIdempotencyKey(method)) {
       return RunIdempotent(request, *route, row.handle, trace_id, context, response);
     }
@@ -247,6 +258,10 @@ Result<void> Dispatch(const Request& request, std::string_view trace_id, Pipelin
 }
 
 }  // namespace
+
+std::string_view HandlerName(int handler) {
+  return handler >= 1 && handler < kHandlerNames ? kHandlers[handler - 1].name : std::string_view("none");
+}
 
 std::string PublicBase(const Request& request, const PipelineContext& context) {
   const std::string& configured = context.media_signer->base_url;

@@ -30,6 +30,11 @@ struct PipelineContext {
   const MediaSigner* media_signer = nullptr;
 };
 
+// The handlers' names, which metrics label requests with (music_api_requests_total{route=…}):
+// Response::handler indexes it; 0 is "none" (no handler ran: an unknown path, a refused method).
+inline constexpr int kHandlerNames = 22;
+std::string_view HandlerName(int handler);
+
 // Fills `response` (its body buffer is reused across requests). Never throws for bad input.
 void Handle(const Request& request, std::string_view trace_id, PipelineContext& context, Response& response);
 

@@ -57,6 +57,7 @@ class Master {
   // The auth listener (auth_listener.hpp): one per host, on the primary; replaced a second after
   // it ends, and restarted on reload (its connection string may have changed).
   pid_t listener_ = 0;
+  pid_t listener_retired_ = 0;  // the listener a reload ended (its exit is expected)
   Clock::time_point next_listener_ = Clock::now();
   std::deque<Clock::time_point> recent_crashes_;
   Clock::duration backoff_ = Clock::duration::zero();
@@ -123,7 +124,9 @@ void Master::Reap() {
     if (pid == listener_) {
       listener_ = 0;
       next_listener_ = Clock::now() + std::chrono::seconds(1);
-      Log(stopping_ ? "info" : "warn", "auth_listener_exited", {{"pid", std::to_string(pid)}});
+      // Expected when the master ended it (a stop or a reload); a warning only when it died by itself.
+      Log(stopping_ || pid == listener_retired_ ? "info" : "warn", "auth_listener_exited",
+          {{"pid", std::to_string(pid)}});
       continue;
     }
     auto it = workers_.find(pid);
@@ -209,7 +212,10 @@ void Master::Reload() {
   for (int i = 0; i < config_.EffectiveWorkers(); ++i) Spawn();
   for (pid_t pid : retiring) kill(pid, SIGTERM);
   // The listener reads the new configuration when it is replaced (a second after it ends).
-  if (listener_ > 0) kill(listener_, SIGTERM);
+  if (listener_ > 0) {
+    kill(listener_, SIGTERM);
+    listener_retired_ = listener_;
+  }
   next_listener_ = Clock::now();
   Log("info", "reloaded", {{"workers", std::to_string(config_.EffectiveWorkers())}});
   Notify("READY=1");

@@ -217,7 +217,8 @@ void RunWorker(const Config& config, const WorkerSecrets& secrets, int listen_fd
     // Counted before the answer leaves (FCGX_Finish_r flushes it): a client that has its answer
     // finds it in the status page's counters, never a moment later.
     double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
-    stats.RecordRequest(response.status, ms);
+    stats.RecordRequest(response.handler, response.status, ms);
+    database.DrainStatementTimes([&stats](double statement_ms) { stats.statements.Record(statement_ms); });
     stats.database_errors.fetch_add(database.failures() - failures_reported, std::memory_order_relaxed);
     failures_reported = database.failures();
     FCGX_Finish_r(&fcgi);

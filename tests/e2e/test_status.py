@@ -2,6 +2,8 @@
 
 import os
 import re
+import shutil
+import subprocess
 import sys
 import unittest
 
@@ -48,14 +50,40 @@ class StatusPageTests(m.ApiTestCase):
             self.assertIsInstance(after[key], int)
 
     def test_prometheus_text(self):
+        self.assertIn("items", self.listing(self.org, self.key))
         r = self.status("?format=prometheus")
         self.assertTrue(r.headers["Content-Type"].startswith("text/plain; version=0.0.4"))
         text = r.body.decode()
-        for metric in ("music_api_workers{state=\"idle\"}", "music_api_requests_total{class=\"2xx\"}",
-                       "music_api_request_duration_seconds_bucket{le=\"+Inf\"}",
+        for metric in ('music_api_workers{state="idle"}', 'music_api_requests_total{route="list_tracks",class="2xx"}',
+                       'music_api_request_duration_seconds_bucket{route="list_tracks",class="2xx",le="0.05"}',
+                       'music_api_request_duration_seconds_bucket{route="list_tracks",class="2xx",le="+Inf"}',
+                       'music_api_request_duration_seconds_count{route="list_tracks",class="2xx"}',
+                       'music_api_database_statement_duration_seconds_bucket{le="+Inf"}',
+                       "music_api_database_statement_duration_seconds_sum",
                        "music_api_database_errors_total", "music_api_worker_restarts_total",
                        "music_api_uptime_seconds"):
             self.assertRegex(text, re.escape(metric) + r" \d", metric)
+        self.assertRegex(text, r'music_api_build_info\{version="[0-9.]+",commit="[0-9a-f]+|unknown"\} 1\n')
+        # The list above was answered with a statement or more: they are in the histogram.
+        statements = re.search(r'music_api_database_statement_duration_seconds_count (\d+)', text)
+        self.assertGreater(int(statements.group(1)), 0)
+        # No label carries who asked: the key id, user and organization never appear.
+        for private in (self.org, self.user, self.key.split("_")[1]):
+            self.assertNotIn(private, text)
+        # promtool (Debian's prometheus package) finds nothing to say about names, units, types.
+        promtool = shutil.which("promtool")
+        self.assertIsNotNone(promtool, "promtool is missing: scripts/test installs the prometheus package")
+        lint = subprocess.run([promtool, "check", "metrics"], input=r.body, capture_output=True, timeout=60)
+        self.assertEqual(lint.returncode, 0, lint.stdout.decode() + lint.stderr.decode())
+        self.assertEqual(lint.stdout.decode().strip() + lint.stderr.decode().strip(), "")
+
+    def test_liveness_needs_no_database_and_readiness_does(self):
+        r = m.request("GET", "/music-api/live")
+        self.assertEqual(r.status, 200, r.body)
+        self.assertEqual(r.json(), {"status": "ok"})
+        r = m.request("GET", "/music-api/ready")
+        self.assertEqual(r.status, 200, r.body)
+        self.assertEqual(r.json(), {"status": "ok", "database": "ok"})
 
     def test_ping_checks_the_database(self):
         r = m.request("GET", "/music-api/ping")

@@ -248,7 +248,9 @@ class PostgresStoppedTests(DbFaultCase):
             marks["stop_begin"] = time.monotonic()
             pg_stop()
             marks["stop_done"] = time.monotonic()
-            time.sleep(self.DOWN)
+            # With the database gone the host is alive but not ready (a balancer's two questions).
+            health = {path: request("GET", path) for path in ("/music-api/live", "/music-api/ready")}
+            time.sleep(max(0.0, self.DOWN - (time.monotonic() - marks["stop_done"])))
             marks["start_begin"] = time.monotonic()
             pg_start()
             marks["start_done"] = time.monotonic()
@@ -291,6 +293,9 @@ class PostgresStoppedTests(DbFaultCase):
             len(after), len(late_failures),
             "%.2f" % recovery if recovery is not None else "(never)"))
 
+        self.assertEqual(health["/music-api/live"].status, 200, health["/music-api/live"].body)
+        self.assertEqual(health["/music-api/ready"].status, 503, health["/music-api/ready"].body)
+        self.assertEqual(health["/music-api/ready"].json()["error"]["code"], "SERVICE_UNAVAILABLE")
         self.assertGreater(len(samples), 100, "the stream hardly ran")
         errors = [s.error for s in samples if s.error]
         self.assertEqual(errors[:5], [], "requests failed without an HTTP answer")
