@@ -624,6 +624,10 @@ class ClusterFaults(unittest.TestCase):
         it); the primary keeps serving everyone else. Writers run throughout; a key and a share
         link are revoked during the cut, and polled through nginx and on the cut host itself:
         no 200 for either later than max_replica_lag + 1 s after the revocation committed."""
+        try:  # nftables matches the cut hosts by cgroup v2: a chroot, for one, has none to write
+            ctl("cl_cgroup_base")
+        except AssertionError as e:
+            self.skipTest("no writable cgroup v2 hierarchy, so no per-host network cut here: %s" % e)
         primary, replica, h = leader(), replicas()[0], 3
         host = env()["hosts"][h - 1]
         doomed = self.cached_key()
