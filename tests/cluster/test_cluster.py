@@ -738,5 +738,22 @@ def fcgi(addr, method, path, query, key):
     return status, body.decode("utf-8", "replace")
 
 
+class ReasonAtOnce(unittest.TextTestResult):
+    """Prints a case's traceback the moment it fails or errs: the tier's deadline may end the run
+    before unittest's summary would have said why."""
+
+    def _now(self, kind, test, entries):
+        self.stream.writeln("\n%s at once: %s\n%s" % (kind, test.id(), entries[-1][1]))
+        self.stream.flush()
+
+    def addFailure(self, test, err):
+        super().addFailure(test, err)
+        self._now("FAIL", test, self.failures)
+
+    def addError(self, test, err):
+        super().addError(test, err)
+        self._now("ERROR", test, self.errors)
+
+
 if __name__ == "__main__":
-    unittest.main()
+    unittest.main(testRunner=unittest.TextTestRunner(resultclass=ReasonAtOnce, verbosity=2))
