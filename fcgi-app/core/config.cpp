@@ -65,13 +65,21 @@ Setter PeerList() {
   };
 }
 
-// Empty, or scheme and host only (http:// or https://, a host, maybe a port): the signed path is
-// appended to it as is, so a path or a trailing slash would break every signature.
+// Scheme and host only (http:// or https://, a host, maybe a port): the signed path is appended to
+// it as is, so a path or a trailing slash would break every signature. Never empty: every public
+// URL (playback, share links) is built from this value alone, never from the request's Host header,
+// which any client can set (a URL minted from it would point a victim at the attacker's host).
+// Empty used to mean "follow the Host header": refused, so a file that relied on it is noticed by
+// --test (and at start or reload) instead of silently minting other URLs.
 Setter BaseUrl() {
   return [](Config& c, std::string_view v) -> std::optional<std::string> {
+    if (v.empty()) {
+      return "must be set: the scheme and host clients reach this API at, e.g. https://api.example.com "
+             "(public URLs are never built from a request's Host header)";
+    }
     std::string_view rest = v.starts_with("https://") ? v.substr(8) : v.starts_with("http://") ? v.substr(7) : "";
-    if (!v.empty() && (rest.empty() || rest.find_first_of("/?# \t") != std::string_view::npos)) {
-      return "expected empty, or a scheme and host such as https://api.example.com (no path, no slash at the end)";
+    if (rest.empty() || rest.find_first_of("/?# \t") != std::string_view::npos) {
+      return "expected a scheme and host such as https://api.example.com (no path, no slash at the end)";
     }
     c.media_base_url = std::string(v);
     return std::nullopt;
@@ -83,8 +91,14 @@ struct ConfigKey {
   Setter set;
 };
 
-const std::array<ConfigKey, 23>& Table() {
-  static const std::array<ConfigKey, 23> kTable = {{
+// The largest per-user quota: each create counts the user's rows under a per-user lock, so the
+// count's cost (an index range of this many entries) is paid by every create at the limit.
+constexpr int kMaxQuota = 100000;
+
+constexpr size_t kKeyCount = 25;
+
+const std::array<ConfigKey, kKeyCount>& Table() {
+  static const std::array<ConfigKey, kKeyCount> kTable = {{
       {{"listen", "/run/music-api/fcgi.sock",
         "FastCGI socket: a unix socket path, or HOST:PORT for TCP. Ignored under systemd socket activation."},
        Text(&Config::listen, false)},
@@ -150,10 +164,19 @@ const std::array<ConfigKey, 23>& Table() {
       {{"media_url_ttl", "300",
         "Seconds a signed playback URL stays valid (long enough to start playing; seeking re-uses it)."},
        Int(&Config::media_url_ttl_seconds, 10, 86400)},
-      {{"media_base_url", "",
-        "Scheme and host put before signed media paths, e.g. https://api.example.com; empty means "
-        "https:// and the request's Host."},
+      {{"media_base_url", "https://localhost",
+        "Scheme and host of every public URL the API hands out (signed playback URLs, share links), e.g. "
+        "https://api.example.com: no path, no trailing slash. Never taken from the request's Host header. "
+        "The default only suits a client on this host: set your public name."},
        BaseUrl()},
+      {{"max_collections_per_user", "1000",
+        "Collections one user may own (in all organizations together), 1 to 100000; a create beyond it is "
+        "refused with 422 QUOTA_EXCEEDED until one is deleted."},
+       Int(&Config::max_collections_per_user, 1, kMaxQuota)},
+      {{"max_share_links_per_user", "10000",
+        "Live share links (not revoked, not expired) one user may have created, 1 to 100000; a create beyond "
+        "it is refused with 422 QUOTA_EXCEEDED until one is revoked or expires."},
+       Int(&Config::max_share_links_per_user, 1, kMaxQuota)},
   }};
   return kTable;
 }
@@ -191,7 +214,7 @@ int Config::EffectiveWorkers() const {
 
 std::span<const ConfigKeyInfo> ConfigKeys() {
   static const auto kInfos = [] {
-    std::array<ConfigKeyInfo, 22> infos;
+    std::array<ConfigKeyInfo, kKeyCount> infos;
     for (size_t i = 0; i < infos.size(); ++i) infos[i] = Table()[i].info;
     return infos;
   }();

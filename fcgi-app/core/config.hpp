@@ -44,7 +44,10 @@ struct Config {
   std::string media_root;
   std::string media_keys_file;
   int media_url_ttl_seconds = 0;
-  std::string media_base_url;  // "" = https:// + the request's Host
+  std::string media_base_url;  // scheme and host of every public URL handed out; never empty
+  // Per-user quotas, enforced by the create statements (db/library.cpp) in the insert's transaction.
+  int max_collections_per_user = 0;
+  int max_share_links_per_user = 0;  // live links only: not revoked, not expired
 
   const std::string& WriteDatabase() const { return database_write.empty() ? database : database_write; }
 

@@ -7,7 +7,7 @@ namespace music_api {
 namespace {
 
 // Indexed by ErrorCode; the static_assert below keeps the two in step.
-constexpr std::array<ErrorInfo, 15> kErrors = {{
+constexpr std::array<ErrorInfo, 16> kErrors = {{
     {401, "AUTHENTICATION_REQUIRED", "authentication_error", "Authentication required. Please provide a valid API key.",
      "Missing or invalid authorization header"},
     {401, "INVALID_API_KEY", "authentication_error", "The API key provided is invalid or has been revoked.",
@@ -28,6 +28,12 @@ constexpr std::array<ErrorInfo, 15> kErrors = {{
     {422, "IDEMPOTENCY_KEY_REUSED", "invalid_request_error",
      "This Idempotency-Key was already used for a different request.",
      "Idempotency-Key reused with another method, path or body"},
+    // A per-user quota (max_collections_per_user, max_share_links_per_user) is reached: 422, not
+    // 429, because waiting does not help (clients retry a 429 by themselves); deleting does.
+    // No Retry-After. details.field names the limit.
+    {422, "QUOTA_EXCEEDED", "invalid_request_error",
+     "You have reached the limit for this kind of resource. Delete one before creating another.",
+     "Per-user quota reached"},
     // The first request with this key is still running: retrying after Retry-After gets its answer.
     {409, "IDEMPOTENCY_KEY_IN_USE", "conflict_error",
      "A request with this Idempotency-Key is still in progress. Please retry shortly.",

@@ -18,6 +18,7 @@ enum class ErrorCode {
   kUnsupportedMediaType,
   kValidationError,
   kIdempotencyKeyReused,
+  kQuotaExceeded,
   kIdempotencyKeyInUse,
   kConflict,
   kWriteOutcomeUnknown,
@@ -39,12 +40,16 @@ const ErrorInfo& Describe(ErrorCode code);
 struct ApiError {
   ErrorCode code;
   std::string system_message;  // empty: the table's default
-  std::string field;           // VALIDATION_ERROR only: details.field
+  std::string field;           // details.field: the parameter (VALIDATION_ERROR) or the limit (QUOTA_EXCEEDED)
   std::string_view allow;      // METHOD_NOT_ALLOWED only: the route's methods (static text), for Allow
 
   static ApiError Of(ErrorCode code) { return {code, {}, {}, {}}; }
   static ApiError Validation(std::string field, std::string why) {
     return {ErrorCode::kValidationError, std::move(why), std::move(field), {}};
+  }
+  // `limit`: the configuration key whose value was reached, e.g. max_collections_per_user.
+  static ApiError Quota(std::string limit, std::string why) {
+    return {ErrorCode::kQuotaExceeded, std::move(why), std::move(limit), {}};
   }
   std::string_view SystemMessage() const {
     return system_message.empty() ? Describe(code).system_message : std::string_view(system_message);

@@ -365,6 +365,8 @@ Database::Database(const DatabaseSettings& settings)
       write_(std::make_unique<Connection>("write", settings.write_conninfo, settings.options, true)),
       statement_timeout_(std::to_string(settings.statement_timeout_ms)),
       max_replica_lag_seconds_(settings.max_replica_lag_seconds),
+      max_collections_per_user_(settings.max_collections_per_user),
+      max_share_links_per_user_(settings.max_share_links_per_user),
       overdue_(std::make_unique<OverdueGuard>()),
       overdue_after_(settings.statement_timeout_ms + 1000),
       grace_(1 + settings.options.connect_timeout_seconds) {}

@@ -154,6 +154,9 @@ struct DatabaseSettings {
   ConnectionOptions options;
   int statement_timeout_ms = 0;
   int max_replica_lag_seconds = 0;
+  // Per-user quotas the creates enforce in their own statement (db/library.cpp, 010_quotas.sql).
+  int max_collections_per_user = 0;
+  int max_share_links_per_user = 0;
 };
 
 class Database {
@@ -264,6 +267,8 @@ class Database {
   std::unique_ptr<Connection> read_, write_;
   std::string statement_timeout_;
   int max_replica_lag_seconds_ = 0;
+  int max_collections_per_user_ = 0;
+  int max_share_links_per_user_ = 0;
   std::unique_ptr<OverdueGuard> overdue_;
   std::chrono::milliseconds overdue_after_;
   uint64_t failures_ = 0;

@@ -53,6 +53,13 @@ TextParams FieldParams(const CollectionFields& fields) {
 
 std::optional<std::string> Text(std::string_view s) { return std::string(s); }
 
+// A create refused by its statement's quota check (010_quotas.sql): the statement asks only once
+// the caller, and what is created, are fine, so this is the answer's only reason.
+ApiError QuotaReached(std::string_view limit, int value, std::string_view what) {
+  return ApiError::Quota(std::string(limit), "at most " + std::to_string(value) + " " + std::string(what) +
+                                                 " per user (" + std::string(limit) + ")");
+}
+
 }  // namespace
 
 Result<CollectionList> Database::ListCollections(const CheckedCaller& caller, int limit, int64_t offset,
@@ -83,7 +90,8 @@ Result<CollectionOutcome> Database::CreateCollection(const CheckedCaller& caller
                     {"name", fields.name},
                     {"description", fields.description.value_or(std::nullopt)},
                     {"track", fields.cover_track_id.value_or(std::nullopt)},
-                    {"image", fields.cover_image_url.value_or(std::nullopt)}};
+                    {"image", fields.cover_image_url.value_or(std::nullopt)},
+                    {"quota", std::to_string(max_collections_per_user_)}};
   const bool keyed = claim_.has_value();
   // A run whose insert waited for its own first attempt (still committing when the session broke)
   // does nothing and cannot see that row in its snapshot: run again, it does.
@@ -91,7 +99,10 @@ Result<CollectionOutcome> Database::CreateCollection(const CheckedCaller& caller
     auto rows = Query("create_collection", sql::kCreateCollection, &caller, params, Target::kWrite, trace_id);
     if (!rows) return Fail(CreateFailure(rows.error(), keyed));
     const TextRow& row = (*rows)[0];
-    auto c = CollectionAt(row, 3);
+    if (!Flag(row.at(3))) {
+      return Fail(QuotaReached("max_collections_per_user", max_collections_per_user_, "collections"));
+    }
+    auto c = CollectionAt(row, 4);
     CollectionOutcome outcome{Flag(row[0]), c.has_value(), Flag(row[2]), std::move(c)};
     if (outcome.collection || !outcome.auth_ok || !outcome.cover_ok || keyed || attempt == 2) return outcome;
   }
@@ -181,13 +192,17 @@ Result<ShareOutcome> Database::CreateShare(const CheckedCaller& caller, std::str
                      {"share", Text(new_id)},
                      {"token_hash", Text(token_hash)},
                      {"visibility", Text(visibility)},
-                     {"days", days}},
+                     {"days", days},
+                     {"quota", std::to_string(max_share_links_per_user_)}},
                     Target::kWrite, trace_id);
   if (!rows) return Fail(CreateFailure(rows.error(), keyed));
   const TextRow& row = (*rows)[0];
+  if (!Flag(row.at(2))) {
+    return Fail(QuotaReached("max_share_links_per_user", max_share_links_per_user_, "live share links"));
+  }
   ShareOutcome outcome{Flag(row[0]), std::nullopt};
-  if (row.at(2)) {
-    outcome.link = ShareLink{*row[2], row.at(3).value_or(""), OptionalNumber(row.at(4)), Number(row.at(5))};
+  if (row.at(3)) {
+    outcome.link = ShareLink{*row[3], row.at(4).value_or(""), OptionalNumber(row.at(5)), Number(row.at(6))};
   }
   return outcome;
 }

@@ -238,20 +238,31 @@ inline constexpr std::string_view kCollectionEntries =
 #define MUSIC_API_SQL_COVER_OK \
   "(CAST(:track AS text) IS NULL OR EXISTS (SELECT 1 FROM tracks t WHERE " MUSIC_API_SQL_TRACK_VISIBLE("t") "))"
 
-// Create, on the primary. Columns after the two: cover_ok, then the collection (NULL id when not made).
+// The per-user quota (010_quotas.sql), asked only when the create would otherwise be made: the
+// function locks the user's quota and counts in a fresh snapshot, so concurrent creates of one
+// user queue there and each sees the others' commits. NULL (not asked) counts as room.
+#define MUSIC_API_SQL_QUOTA_ROOM(kind, id, when)                                    \
+  "room AS (SELECT CASE WHEN " when " THEN music_quota_room('" kind "', :user, " id \
+  ", CAST(:quota AS integer)) END AS ok)"
+
+// Create, on the primary. Columns after the two: cover_ok, room (0: over max_collections_per_user),
+// then the collection (NULL id when not made).
 inline constexpr std::string_view kCreateCollection =
     "WITH guard AS (SELECT " MUSIC_API_SQL_CALLER_OK " AS auth_ok, " MUSIC_API_SQL_COVER_OK
     " AS cover_ok), "
-    "made AS (INSERT INTO collections (id, org_id, user_id, name, description, cover_track_id, cover_image_url) "
-    "SELECT :collection, :org, :user, :name, :description, :track, :image FROM guard "
-    "WHERE guard.auth_ok AND guard.cover_ok ON CONFLICT (id) DO NOTHING RETURNING *), "
     // The worker's retry after a broken session sends the same new id: if the first attempt
     // committed, its row is the answer (never a unique violation, never a second collection).
     "earlier AS (SELECT c.* FROM collections c, guard WHERE guard.auth_ok AND " MUSIC_API_SQL_OWNED
-    "), "
+    "), " MUSIC_API_SQL_QUOTA_ROOM(
+        "collections", ":collection",
+        "(SELECT auth_ok AND cover_ok FROM guard) AND NOT EXISTS (SELECT 1 FROM earlier)") ", "
+    "made AS (INSERT INTO collections (id, org_id, user_id, name, description, cover_track_id, cover_image_url) "
+    "SELECT :collection, :org, :user, :name, :description, :track, :image FROM guard, room "
+    "WHERE guard.auth_ok AND guard.cover_ok AND room.ok ON CONFLICT (id) DO NOTHING RETURNING *), "
     "answer AS (SELECT * FROM made UNION ALL SELECT * FROM earlier LIMIT 1) "
     "SELECT CASE WHEN guard.auth_ok THEN 1 ELSE 0 END, 1, CASE WHEN guard.cover_ok OR EXISTS (SELECT 1 FROM earlier) "
-    "THEN 1 ELSE 0 END, " MUSIC_API_SQL_COLLECTION_COLUMNS("c", "0") " FROM guard LEFT JOIN answer c ON true";
+    "THEN 1 ELSE 0 END, CASE WHEN room.ok IS FALSE THEN 0 ELSE 1 END, " MUSIC_API_SQL_COLLECTION_COLUMNS(
+        "c", "0") " FROM guard CROSS JOIN room LEFT JOIN answer c ON true";
 
 // Edit, on the primary: each :set_* ('1' or '0') says whether that field is changed (to the bound
 // value, NULL clearing it). Columns after the two: owned, cover_ok, then the collection.
@@ -303,22 +314,28 @@ inline constexpr std::string_view kCollectionReorder =
     "CASE WHEN :ids = '' THEN CAST(ARRAY[] AS text[]) ELSE string_to_array(:ids, ',') END) END FROM guard";
 
 // A share link for a track the caller created, on the primary. :days NULL: never expires.
-// Columns after the two: id, visibility, expires_at, created_at (NULL id: not the caller's track).
+// Columns after the two: room (0: over max_share_links_per_user), id, visibility, expires_at,
+// created_at (NULL id: not the caller's track, or no room).
 inline constexpr std::string_view kCreateShare =
     "WITH guard AS (SELECT " MUSIC_API_SQL_CALLER_OK
     " AS auth_ok), "
     "t AS (SELECT t.id FROM tracks t, guard WHERE guard.auth_ok AND t.id = :track AND t.org_id = :org "
     "AND t.deleted_at IS NULL AND t.creator_user_id = :user), "
-    "made AS (INSERT INTO share_links (id, token_hash, org_id, creator_user_id, target_type, track_id, visibility, "
-    "expires_at) SELECT :share, :token_hash, :org, :user, 'track', t.id, :visibility, "
-    "date_trunc('second', now() + make_interval(days => CAST(:days AS integer))) FROM t "
-    "ON CONFLICT DO NOTHING RETURNING *), "
     // The worker's retry with the same id and token: the link its first attempt made.
     "earlier AS (SELECT s.* FROM share_links s, guard WHERE guard.auth_ok AND s.id = :share "
     "AND s.token_hash = :token_hash AND s.creator_user_id = :user AND s.org_id = :org), "
+    // Only for a track the caller may share: anyone else gets the missing track's 404, whatever
+    // their own count.
+    MUSIC_API_SQL_QUOTA_ROOM("share_links", ":share",
+                             "EXISTS (SELECT 1 FROM t) AND NOT EXISTS (SELECT 1 FROM earlier)") ", "
+    "made AS (INSERT INTO share_links (id, token_hash, org_id, creator_user_id, target_type, track_id, visibility, "
+    "expires_at) SELECT :share, :token_hash, :org, :user, 'track', t.id, :visibility, "
+    "date_trunc('second', now() + make_interval(days => CAST(:days AS integer))) FROM t, room WHERE room.ok "
+    "ON CONFLICT DO NOTHING RETURNING *), "
     "answer AS (SELECT * FROM made UNION ALL SELECT * FROM earlier LIMIT 1) "
-    "SELECT CASE WHEN guard.auth_ok THEN 1 ELSE 0 END, 1, s.id, s.visibility, " MUSIC_API_SQL_EPOCH(
-        "s.expires_at") ", " MUSIC_API_SQL_EPOCH("s.created_at") " FROM guard LEFT JOIN answer s ON true";
+    "SELECT CASE WHEN guard.auth_ok THEN 1 ELSE 0 END, 1, CASE WHEN room.ok IS FALSE THEN 0 ELSE 1 END, s.id, "
+    "s.visibility, " MUSIC_API_SQL_EPOCH("s.expires_at") ", " MUSIC_API_SQL_EPOCH(
+        "s.created_at") " FROM guard CROSS JOIN room LEFT JOIN answer s ON true";
 
 // Revoke, on the primary, by its creator; again is no change. Columns after the two: found.
 inline constexpr std::string_view kRevokeShare =
@@ -371,6 +388,7 @@ inline constexpr std::string_view kSaveShared =
 #undef MUSIC_API_SQL_COLLECTION_COLUMNS
 #undef MUSIC_API_SQL_OWNED
 #undef MUSIC_API_SQL_COVER_OK
+#undef MUSIC_API_SQL_QUOTA_ROOM
 
 #undef MUSIC_API_SQL_FRESH
 #undef MUSIC_API_SQL_CALLER_OK

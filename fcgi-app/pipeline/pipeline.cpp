@@ -263,10 +263,9 @@ std::string_view HandlerName(int handler) {
   return handler >= 1 && handler < kHandlerNames ? kHandlers[handler - 1].name : std::string_view("none");
 }
 
-std::string PublicBase(const Request& request, const PipelineContext& context) {
-  const std::string& configured = context.media_signer->base_url;
-  if (!configured.empty() || request.host.empty()) return configured;
-  return "https://" + std::string(request.host);
+std::string PublicBase(const Request&, const PipelineContext& context) {
+  // media_base_url alone (never empty: the loader refuses it), never the request's Host header.
+  return context.media_signer->base_url;
 }
 
 std::string SignedUrlJson(const PipelineContext& context, std::string_view base, std::string_view track_id,

@@ -106,11 +106,15 @@ std::string_view ReadBody(FCGX_Request& request, std::string& buffer) {
 
 DatabaseSettings DatabaseSettingsFor(const Config& config) {
   return DatabaseSettings{
-      config.database, config.WriteDatabase(),
+      config.database,
+      config.WriteDatabase(),
       ConnectionOptions{config.database_connect_timeout_seconds, config.database_keepalives_idle_seconds,
                         config.database_keepalives_interval_seconds, config.database_keepalives_count,
                         config.database_tcp_user_timeout_ms},
-      config.request_timeout_seconds * 1000, config.max_replica_lag_seconds};
+      config.request_timeout_seconds * 1000,
+      config.max_replica_lag_seconds,
+      config.max_collections_per_user,
+      config.max_share_links_per_user};
 }
 
 void RunWorker(const Config& config, const WorkerSecrets& secrets, int listen_fd, SharedStats& stats, pid_t master) {

@@ -432,16 +432,7 @@ cluster_migrate() {
 
 # supports_key BIN KEY VALUE: this music-api accepts KEY (the cluster keys are newer than some
 # binaries; a config with an unknown key is refused by --test).
-supports_key() {
-  local bin=$1 probe
-  probe=$(mktemp)
-  printf 'database = dbname=x\n%s = %s\nkey_pepper_file = %s\n' "$2" "$3" "$CL_PEPPER" >"$probe"
-  local rc=0
-  MUSIC_API_MEDIA_KEYS_FILE=$MEDIA_KEYS env -u MUSIC_API_DB -u MUSIC_API_DB_WRITE -u MUSIC_API_PEPPER_FILE \
-    "$bin/music-api" --config "$probe" --test >/dev/null 2>&1 || rc=$?
-  rm -f "$probe"
-  return "$rc"
-}
+supports_key() { config_key_supported "$1" "$CL_PEPPER" "$2" "$3"; }
 
 # api_conf N BIN: one app host's configuration (holds the API role's password: 0600).
 api_conf() {
@@ -466,6 +457,12 @@ api_conf() {
     database_keepalives_count=2 database_tcp_user_timeout=3000 max_replica_lag=12 listen_allow=127.0.0.1; do
     supports_key "$bin" "${kv%%=*}" "${kv#*=}" && printf '%s = %s\n' "${kv%%=*}" "${kv#*=}"
   done
+  # Public URLs point at the cluster's nginx (cluster_up wrote its address), never at a Host header.
+  local public_url
+  public_url=$(cat "$CLUSTER/public-url" 2>/dev/null || true)
+  if [ -n "$public_url" ] && supports_key "$bin" media_base_url "$public_url"; then
+    printf 'media_base_url = %s\n' "$public_url"
+  fi
   return 0
 }
 
@@ -494,9 +491,19 @@ app_down() { stop_pid_file "$(app_dir "$1")/music-api.pid" music-api; }
 # ---------------------------------------------------------------------------------------- nginx
 
 # cluster_nginx_up PORT: like stack.sh's nginx_up, with the cluster upstream file in place of the
-# single-host `upstream music_api_fcgi { server unix:… }`.
+# single-host `upstream music_api_fcgi { server unix:… }`, and the production limits with one
+# change: loopback is not counted by the per-address concurrency limit (limit_conn), through the
+# exemption list the file has for that. Every client of this cluster (the tests' readers, writers
+# and pollers, the bench) is 127.0.0.1, and its fault cases hold requests for seconds on purpose:
+# what they measure is failover, not one address's share of the pool.
 cluster_nginx_up() {
-  NGINX_UPSTREAM="include $MUSIC_API_ROOT/nginx/music-api-upstream-cluster.conf;" nginx_up "$1"
+  mkdir -p "$NGINX_DIR"
+  sed '/^geo \$music_api_conn_uncounted {$/a\    127.0.0.0/8 1;' "$MUSIC_API_ROOT/nginx/music-api-ratelimit.conf" \
+    >"$NGINX_DIR/music-api-ratelimit.conf"
+  grep -q '^    127\.0\.0\.0/8 1;$' "$NGINX_DIR/music-api-ratelimit.conf" ||
+    die "nginx/music-api-ratelimit.conf has no geo \$music_api_conn_uncounted block to exempt loopback in"
+  NGINX_UPSTREAM="include $MUSIC_API_ROOT/nginx/music-api-upstream-cluster.conf;" \
+    NGINX_LIMITS="include $NGINX_DIR/music-api-ratelimit.conf;" nginx_up "$1"
 }
 
 # ---------------------------------------------------------------------------------------- all
@@ -563,6 +570,8 @@ cluster_up() {
   mkdir -p "$MEDIA_ROOT"
   chmod 755 "$MEDIA_ROOT"
   media_keys_init "$bin" "$MEDIA_KEYS"
+  # The app hosts' media_base_url (api_conf), read again when a test restarts one.
+  echo "https://127.0.0.1:$port" >"$CLUSTER/public-url"
   for n in "${CLUSTER_HOSTS[@]}"; do app_up "$n" "$bin"; done
   cluster_nginx_up "$port"
   cluster_env_json "$port" "$bin"

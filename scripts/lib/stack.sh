@@ -4,6 +4,7 @@
 # directory, all on loopback or unix sockets, each stopped by the PID it wrote.
 
 MUSIC_API_ROOT=${MUSIC_API_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+source "$MUSIC_API_ROOT/scripts/lib/backup.sh"
 
 log() { printf '%s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -116,7 +117,7 @@ IDENT
   if ! as_pg_user "$bin/pg_ctl" -D "$PG_DATA" status >/dev/null 2>&1; then
     # Unix socket only, in the stack's own directory: nothing listens on the network.
     as_pg_user "$bin/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t 60 \
-      -o "-c listen_addresses='' -k $PG_RUN -c max_connections=200 -c fsync=off -c shared_buffers=256MB" \
+      -o "-c listen_addresses='' -k $PG_RUN -c max_connections=200 -c fsync=off -c shared_buffers=256MB $(backup_pg_options)" \
       start >/dev/null || { tail -n 20 "$PG_LOG" >&2; die "PostgreSQL did not start (log: $PG_LOG)"; }
   else
     as_pg_user "$bin/pg_ctl" -D "$PG_DATA" reload >/dev/null
@@ -143,7 +144,22 @@ media_keys_init() {
   fi
 }
 
-# api_up BIN_DIR [WORKERS]: migrates, then starts the worker pool in the background.
+# config_key_supported BIN PEPPER KEY VALUE: this music-api accepts KEY = VALUE (`--test`). Newer
+# keys than an old binary knows (the side-by-side bench's, the cluster's) are only written when it
+# does: a config with an unknown key is refused.
+config_key_supported() {
+  local bin=$1 pepper=$2 probe rc=0
+  probe=$(mktemp)
+  printf 'database = dbname=x\n%s = %s\nkey_pepper_file = %s\n' "$3" "$4" "$pepper" >"$probe"
+  MUSIC_API_MEDIA_KEYS_FILE=$MEDIA_KEYS env -u MUSIC_API_DB -u MUSIC_API_DB_WRITE -u MUSIC_API_PEPPER_FILE \
+    "$bin/music-api" --config "$probe" --test >/dev/null 2>&1 || rc=$?
+  rm -f "$probe"
+  return "$rc"
+}
+
+# api_up BIN_DIR [WORKERS]: migrates, then starts the worker pool in the background. Public URLs
+# (playback, share links) point at STACK_PUBLIC_URL, by default this stack's nginx as scripts/run
+# starts it (https://127.0.0.1:${MUSIC_API_HTTPS_PORT:-8443}); stack_up sets it to its own port.
 api_up() {
   local bin=$1 workers=${2:-4}
   mkdir -p "$API_DIR"
@@ -169,6 +185,11 @@ retry_after = 2
 CONF
   # Set only when asked (a binary from before playback, run by the side-by-side bench, refuses the key).
   [ -n "${STACK_MEDIA_URL_TTL:-}" ] && echo "media_url_ttl = $STACK_MEDIA_URL_TTL" >>"$API_CONF"
+  # Every public URL is built from this alone, never from a request's Host header.
+  local public_url=${STACK_PUBLIC_URL:-https://127.0.0.1:${MUSIC_API_HTTPS_PORT:-8443}}
+  if config_key_supported "$bin" "$API_PEPPER" media_base_url "$public_url"; then
+    echo "media_base_url = $public_url" >>"$API_CONF"
+  fi
   MUSIC_API_DB=$DB_OWNER "$bin/music-admin" migrate >/dev/null || die "music-admin migrate failed"
   # The media key file through the environment, which such a binary ignores.
   MUSIC_API_MEDIA_KEYS_FILE=$MEDIA_KEYS env -u MUSIC_API_DB -u MUSIC_API_PEPPER_FILE \
@@ -221,7 +242,9 @@ nginx_media_files() {
 # The cluster and the bench reuse it with their own upstream, limits and tuning:
 #   NGINX_UPSTREAM  http{}-level upstream lines (default: this stack's unix socket, and the
 #                   timeouts nginx/music-api-upstream.conf sets beside its upstream)
-#   NGINX_LIMITS    the rate-limit zones (default: nginx/music-api-ratelimit.conf)
+#   NGINX_LIMITS    the rate-limit zones (default: nginx/music-api-ratelimit.conf); zones written
+#                   out by the caller (no include) without a music_api_conn zone (the concurrency
+#                   limit of music-api-location.conf) get one that counts no request
 #   NGINX_WORKERS, NGINX_CONNECTIONS, NGINX_ACCESS_LOG   (default 2, 1024, a file)
 nginx_up() {
   local port=$1
@@ -230,6 +253,12 @@ nginx_up() {
     fastcgi_connect_timeout 2s;
     fastcgi_read_timeout 30s;"}
   local limits=${NGINX_LIMITS:-"include $MUSIC_API_ROOT/nginx/music-api-ratelimit.conf;"}
+  if [ -n "${NGINX_LIMITS:-}" ] && [[ $limits != *music_api_conn* && $limits != *include* ]]; then
+    # An empty key is never counted: such callers (the bench's unlimited zones) are not throttled.
+    limits+="
+    map \$request_method \$music_api_conn_never { default \"\"; }
+    limit_conn_zone \$music_api_conn_never zone=music_api_conn:1m;"
+  fi
   mkdir -p "$NGINX_DIR"
   chmod 755 "$NGINX_DIR"
   if [ ! -s "$NGINX_DIR/cert.pem" ]; then
@@ -329,7 +358,7 @@ free_port() {
 stack_up() {
   stack_paths "$1"
   pg_up
-  api_up "$2" "${4:-4}"
+  STACK_PUBLIC_URL="https://127.0.0.1:$3" api_up "$2" "${4:-4}"
   nginx_up "$3"
   write_env_json "$3" "$2"
 }

@@ -76,7 +76,7 @@ def body_operations():
     (JsonBody::Parse in library_routes.cpp, its last argument saying whether none is allowed), by
     pipeline.cpp's handler table."""
     _, ids = built_routes()
-    handlers = re.findall(r'\{RouteId::(k\w+), "([A-Z]+)", (\w+)\}',
+    handlers = re.findall(r'\{RouteId::(k\w+), "([A-Z]+)", (\w+)(?:, "\w+")?\}',
                           re.search(r"kHandlers\[\] = \{(.*?)\n\};", read(HANDLER_TABLE), re.S).group(1))
     text = read(LIBRARY_ROUTES)
     starts = [(m.start(), m.group(1)) for m in re.finditer(r"^Result<void> (\w+)\(const Request& request", text, re.M)]
@@ -116,15 +116,17 @@ NOT_FOUND, QUERY, BODY = {"RESOURCE_NOT_FOUND"}, {"VALIDATION_ERROR"}, {"VALIDAT
 # Every POST, PATCH and DELETE takes an Idempotency-Key (its refusals, its in-use answer) and may
 # meet a concurrent write's unique violation (409 CONFLICT, never a 500).
 WRITE = {"VALIDATION_ERROR", "IDEMPOTENCY_KEY_REUSED", "IDEMPOTENCY_KEY_IN_USE", "CONFLICT"}
+# The two creates count against a per-user quota (max_collections_per_user, max_share_links_per_user).
+QUOTA = {"QUOTA_EXCEEDED"}
 API_CODES = {
     ("GET", LIST): IN_ORG | NOT_FOUND | QUERY,
     ("GET", TRACK): IN_ORG | NOT_FOUND,
     ("DELETE", TRACK): IN_ORG | NOT_FOUND | WRITE,
     ("POST", SAVE): IN_ORG | NOT_FOUND | WRITE,
     ("DELETE", SAVE): IN_ORG | NOT_FOUND | WRITE,
-    ("POST", SHARE): IN_ORG | NOT_FOUND | BODY | WRITE | {"WRITE_OUTCOME_UNKNOWN"},
+    ("POST", SHARE): IN_ORG | NOT_FOUND | BODY | WRITE | QUOTA | {"WRITE_OUTCOME_UNKNOWN"},
     ("GET", COLLECTIONS): IN_ORG | QUERY,
-    ("POST", COLLECTIONS): IN_ORG | BODY | WRITE | {"WRITE_OUTCOME_UNKNOWN"},
+    ("POST", COLLECTIONS): IN_ORG | BODY | WRITE | QUOTA | {"WRITE_OUTCOME_UNKNOWN"},
     ("GET", COLLECTION): IN_ORG | NOT_FOUND,
     ("PATCH", COLLECTION): IN_ORG | NOT_FOUND | BODY | WRITE,
     ("DELETE", COLLECTION): IN_ORG | NOT_FOUND | WRITE,

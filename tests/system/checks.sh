@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by tests/system/run after the boot: what the booted container must show, step by step.
 # Uses in_ct, run_readme, fail, $ROOT, $LOGS, $version from run. Requests go through the
 # distribution's nginx over TLS (https://127.0.0.1, Debian's snakeoil certificate: -k).
@@ -185,4 +186,19 @@ purge_and_reinstall() {
   url=$(json_field playback_url <<<"$body")
   check_playback "$url"
   echo "purge left no process, listener or enable link and nginx -t passing; the reinstall serves the old key and its audio"
+}
+
+# README's "Backups and restore" step 1 as written, then a full backup and the restore drill through
+# their systemd units (as postgres, hardened): both succeed, the drill compared every table.
+backups_through_units() {
+  local metrics
+  run_readme backups /srv/music-api >/dev/null
+  in_ct "systemctl start music-api-backup@full.service" ||
+    { in_ct "journalctl -u music-api-backup@full -o cat | tail -n 20" >&2; fail "music-api-backup@full failed"; }
+  in_ct "systemctl start music-api-restore-drill.service" ||
+    { in_ct "journalctl -u music-api-restore-drill -o cat | tail -n 20" >&2; fail "the restore drill failed"; }
+  metrics=$(in_ct "cat /var/lib/music-api-backup/metrics/music_api_backup.prom") || fail "no backup metrics file"
+  grep -q '^music_api_backup_restore_drill_last_success_timestamp_seconds [0-9]' <<<"$metrics" ||
+    fail "the drill recorded no success: $metrics"
+  echo "backups: README step 1, music-api-backup@full and the restore drill under systemd: ok ($(in_ct "journalctl -u music-api-restore-drill -o cat | grep -m1 'drill ok'"))"
 }

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by tests/system/run: phase bookkeeping. begin NAME … pass | fail MSG; the EXIT trap prints
 # the table (print_phases). A failure prints its reason at once, before anything is torn down.
 phases=() phase="" phase_t0=0 phases_failed=0

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by tests/system/run: a Debian 12 root that boots with systemd (systemd-nspawn -b), with
 # the distribution's PostgreSQL, nginx and njs and the package's runtime libraries already
 # installed (the booted container has no network: --private-network leaves it only `lo`). Built
@@ -6,7 +7,8 @@
 SYSTEM_CACHE=${MUSIC_API_SYSTEM_CACHE:-/var/tmp/music-api-system}
 SYSTEM_MIRROR=${MUSIC_API_SYSTEM_MIRROR:-http://deb.debian.org/debian}
 # What a sysadmin's server already has, plus what the README's steps call (sudo, curl, openssl).
-SYSTEM_PACKAGES="postgresql nginx libnginx-mod-http-js ssl-cert sudo curl openssl procps iproute2 init-system-helpers"
+SYSTEM_PACKAGES="postgresql nginx libnginx-mod-http-js ssl-cert sudo curl openssl procps iproute2 init-system-helpers
+  pgbackrest jq"
 
 mounts_under() { awk -v r="$1" '$2 == r || index($2, r "/") == 1 { print $2 }' /proc/mounts | sort -r; }
 unmount_under() { local m; for m in $(mounts_under "$1"); do umount "$m" 2>/dev/null || umount -l "$m"; done; }

@@ -116,15 +116,34 @@ BOOST_AUTO_TEST_CASE(write_database_defaults_to_the_read_string) {
 }
 
 BOOST_AUTO_TEST_CASE(media_base_url_is_a_scheme_and_host_only) {
-  for (std::string_view good : {"", "https://api.example.com", "http://127.0.0.1:8443"}) {
+  // Never empty: public URLs are built from it alone, never from a request's Host header.
+  auto defaults = LoadConfig("/nonexistent", false, {});
+  BOOST_REQUIRE(defaults);
+  BOOST_CHECK_EQUAL(defaults->media_base_url, "https://localhost");
+  for (std::string_view good : {"https://api.example.com", "http://127.0.0.1:8443"}) {
     auto config = LoadConfig("/nonexistent", false, {{"media_base_url", std::string(good)}});
     BOOST_REQUIRE_MESSAGE(config, good);
     BOOST_CHECK_EQUAL(config->media_base_url, good);
   }
   for (std::string_view bad :
-       {"https://api.example.com/", "https://h/media", "ftp://h", "api.example.com", "https://", "https://h?x"}) {
+       {"", "https://api.example.com/", "https://h/media", "ftp://h", "api.example.com", "https://", "https://h?x"}) {
     auto config = LoadConfig("/nonexistent", false, {{"media_base_url", std::string(bad)}});
     BOOST_CHECK_MESSAGE(!config, bad);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(quotas_have_defaults_and_bounds) {
+  auto config = LoadConfig("/nonexistent", false, {});
+  BOOST_REQUIRE(config);
+  BOOST_CHECK_EQUAL(config->max_collections_per_user, 1000);
+  BOOST_CHECK_EQUAL(config->max_share_links_per_user, 10000);
+  for (const char* key : {"max_collections_per_user", "max_share_links_per_user"}) {
+    BOOST_CHECK(LoadConfig("/nonexistent", false, {{key, "1"}}));
+    BOOST_CHECK(LoadConfig("/nonexistent", false, {{key, "100000"}}));
+    for (const char* bad : {"0", "-1", "100001", "", "ten"}) {
+      auto refused = LoadConfig("/nonexistent", false, {{key, bad}});
+      BOOST_CHECK_MESSAGE(!refused && refused.error().find(key) != std::string::npos, key << " = " << bad);
+    }
   }
 }
 
