@@ -53,7 +53,8 @@ serve_library() {
 
 check_playback() {
   local url=$1 got want
-  [[ $url == https://127.0.0.1/v1/media/* ]] || fail "unexpected playback URL $url"
+  # media_base_url as the shipped file sets it (https://localhost): never the request's Host (127.0.0.1).
+  [[ $url == https://localhost/v1/media/* ]] || fail "unexpected playback URL $url"
   got=$(in_ct "curl -sk --fail '$url' | sha256sum") || fail "GET $url failed"
   want=$(in_ct "sha256sum </srv/master.mp3")
   [ "$got" = "$want" ] || fail "the signed audio differs from the file music-admin stored"
