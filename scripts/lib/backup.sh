@@ -13,6 +13,29 @@ backup_paths() {
   BACKUP_TOOL=$MUSIC_API_ROOT/packaging/backup/music-api-backup
 }
 
+# pgbackrest_conf REPO LOG_DIR LOCK_DIR STANZA PG_DATA PG_SOCKET_DIR PG_PORT FOR: the pgbackrest.conf of
+# one PostgreSQL (a stack's, or a test cluster node's: scripts/lib/cluster.sh), on stdout.
+pgbackrest_conf() {
+  cat <<CONF
+# Written by scripts/lib for $8.
+[global]
+repo1-path=$1
+repo1-retention-full=2
+compress-type=zst
+start-fast=y
+log-path=$2
+lock-path=$3
+log-level-console=warn
+log-level-file=info
+
+[$4]
+pg1-path=$5
+pg1-socket-path=$6
+pg1-port=$7
+pg1-user=postgres
+CONF
+}
+
 # backup_setup: the configuration and the directories pgbackrest (as the server user) writes.
 backup_setup() {
   backup_paths
@@ -24,24 +47,8 @@ backup_setup() {
   done
   # The metrics are read by anyone (node_exporter's textfile collector).
   chmod 755 "$BACKUP_METRICS"
-  cat >"$BACKUP_CONF.tmp" <<CONF
-# Written by scripts/lib/backup.sh for the stack in $STACK.
-[global]
-repo1-path=$BACKUP_REPO
-repo1-retention-full=2
-compress-type=zst
-start-fast=y
-log-path=$STACK/backup-log
-lock-path=$STACK/backup-lock
-log-level-console=warn
-log-level-file=info
-
-[$BACKUP_STANZA]
-pg1-path=$PG_DATA
-pg1-socket-path=$PG_RUN
-pg1-port=5432
-pg1-user=postgres
-CONF
+  pgbackrest_conf "$BACKUP_REPO" "$STACK/backup-log" "$STACK/backup-lock" "$BACKUP_STANZA" "$PG_DATA" "$PG_RUN" 5432 \
+    "the stack in $STACK" >"$BACKUP_CONF.tmp"
   chmod 644 "$BACKUP_CONF.tmp"
   mv "$BACKUP_CONF.tmp" "$BACKUP_CONF"
 }

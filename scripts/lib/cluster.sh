@@ -19,6 +19,10 @@ app_addr() { printf '127.0.2.%s\n' "$1"; }
 CLUSTER_PG_PORT=5432
 CLUSTER_REST_PORT=8008
 CLUSTER_APP_PORT=9000
+# pgBackRest's stanza for the cluster, and the longest a quiet primary keeps a written WAL segment
+# before archiving it (the recovery point if every node is lost; production: 60 s).
+CLUSTER_STANZA=music
+CLUSTER_ARCHIVE_TIMEOUT=30
 # Workers per app host: 3 hosts × 2 on a 2-core machine already oversubscribes it.
 CLUSTER_WORKERS=${CLUSTER_WORKERS:-2}
 
@@ -98,6 +102,9 @@ cluster_paths() {
   CL_DEMO=$CLUSTER/demo.env
   NGINX_DIR=$CLUSTER/nginx
   NGINX_PID=$NGINX_DIR/nginx.pid
+  # pgBackRest: one repository every node reaches (here a directory of this machine; on real
+  # hosts a repository host over SSH or a shared path), one stanza for the cluster.
+  CL_REPO=$CLUSTER/backup-repo
   local n hosts=() ports=()
   for n in "${CLUSTER_NODES[@]}"; do
     hosts+=("$(node_addr "$n")")
@@ -282,6 +289,10 @@ bootstrap:
         # A replica that stops answering (frozen, cut off) is let go after this, so Patroni can
         # drop it from the synchronous set and the commits waiting for it go on (default 60 s).
         wal_sender_timeout: 5s
+        # WAL archiving on whichever node is the primary (the command is per node, below).
+        archive_mode: "on"
+        archive_timeout: $CLUSTER_ARCHIVE_TIMEOUT
+$(cl_bootstrap_method "$n")
   initdb:
   - encoding: UTF8
   - locale: C.UTF-8
@@ -290,6 +301,7 @@ postgresql:
   connect_address: $a:$CLUSTER_PG_PORT
   data_dir: $dir/data
   bin_dir: $(pg_bin)
+$(cl_restore_socket)
   # Each node its own: Patroni's default (/tmp/pgpass0) would be shared by the three.
   pgpass: $dir/pgpass
   authentication:
@@ -308,6 +320,24 @@ postgresql:
     fsync: "off"
     synchronous_commit: "off"
     log_min_messages: warning
+    # Until the first cluster_backup made the stanza, a segment is let go (no backup could replay
+    # it): a cluster that is never backed up neither keeps its WAL nor logs a failed command.
+    # One sh -c, because Patroni also runs this command itself, without a shell (the .ready
+    # segments of an old primary, before pg_rewind).
+    archive_command: "sh -c 'test ! -d $CL_REPO/archive/$CLUSTER_STANZA || exec pgbackrest --config=$dir/pgbackrest.conf --stanza=$CLUSTER_STANZA archive-push \$1' sh %p"
+  # A replica (and pg_rewind) takes from the repository the WAL its primary no longer has.
+  recovery_conf:
+    restore_command: 'test -d $CL_REPO/archive/$CLUSTER_STANZA && pgbackrest --config=$dir/pgbackrest.conf --stanza=$CLUSTER_STANZA archive-get %f "%p"'
+  # A new or wiped replica is restored from the repository's latest backup and then streams only
+  # what came after it (the primary serves no base backup); pg_basebackup from the primary when
+  # there is no backup yet (the wrapper exits 1 at once: the cluster's first start costs nothing).
+  create_replica_methods:
+  - pgbackrest
+  - basebackup
+  pgbackrest:
+    command: "sh -c 'test -e $CL_REPO/backup/$CLUSTER_STANZA/latest || exit 1; mkdir -p -m 0700 $dir/data && exec pgbackrest --config=$dir/pgbackrest.conf --stanza=$CLUSTER_STANZA --delta restore'"
+    keep_data: true
+    no_params: true
   pg_hba:
   - local all postgres peer
   - host replication replicator 127.0.0.0/8 scram-sha-256
@@ -323,6 +353,7 @@ patroni_up() {
   mkdir -p "$dir/run"
   chmod 700 "$dir" "$dir/run"
   (umask 077 && patroni_yml "$n" >"$dir/patroni.yml")
+  cl_pgbackrest_conf "$n"
   [ "$(id -u)" -eq 0 ] && chown -R "$owner": "$dir"
   # setpriv execs (runuser forks and stays the parent): the PID written is Patroni's own, so
   # stopping and the fault tests' kill -9 reach Patroni itself.
@@ -426,6 +457,127 @@ cluster_migrate() {
     sleep 2
   done
   die "music-admin migrate failed"
+}
+
+# ---------------------------------------------------------------------------------------- backups
+# pgBackRest with one repository for the cluster (packaging/backup/pgbackrest-cluster.conf is the
+# same on real hosts). Every node archives once it is the primary (archive_command above), a new
+# replica is restored from the repository (create_replica_methods), backups run against the
+# primary, and the whole cluster is restored through Patroni's custom bootstrap (below).
+
+# cl_pgbackrest_conf N: node N's pgbackrest.conf (its own data directory, socket, log and lock
+# paths; the shared repository). Called by patroni_up, before the node's directory is chowned.
+cl_pgbackrest_conf() {
+  local n=$1 dir
+  dir=$(node_dir "$n")
+  mkdir -p "$CL_REPO" "$dir/pgbackrest-log" "$dir/pgbackrest-lock"
+  chmod 750 "$CL_REPO"
+  [ "$(id -u)" -eq 0 ] && chown "$(server_user)": "$CL_REPO"
+  pgbackrest_conf "$CL_REPO" "$dir/pgbackrest-log" "$dir/pgbackrest-lock" "$CLUSTER_STANZA" "$dir/data" "$dir/run" \
+    "$CLUSTER_PG_PORT" "node $n of a loopback test cluster" >"$dir/pgbackrest.conf"
+  chmod 644 "$dir/pgbackrest.conf"
+}
+
+# cl_bootstrap_method N: with CL_RESTORE_TARGET set (latest, or a time as recovery_target_time
+# takes it), the bootstrap.method that makes a new cluster from the repository instead of initdb:
+# Patroni runs `pgbackrest restore` into the empty data directory, keeps the recovery settings
+# pgBackRest wrote (restore_command, the target, recovery.signal), starts PostgreSQL, waits for
+# the end of recovery (the promotion) and only then takes the leader key.
+cl_bootstrap_method() {
+  local n=$1 dir target=${CL_RESTORE_TARGET:-} opts=""
+  [ -n "$target" ] || return 0
+  dir=$(node_dir "$n")
+  [ "$target" = latest ] || opts="--type=time '--target=$target' --target-action=promote "
+  cat <<YML
+  method: pgbackrest_restore
+  pgbackrest_restore:
+    command: "pgbackrest --config=$dir/pgbackrest.conf --stanza=$CLUSTER_STANZA --delta ${opts}restore"
+    keep_existing_recovery_conf: true
+    no_params: true
+YML
+}
+
+# cl_restore_socket: during a custom bootstrap Patroni trusts only the local socket and the
+# listen address (127.0.1.N/32), but a loopback connection to 127.0.1.N comes from 127.0.0.1: so
+# Patroni connects through the socket while the restore runs (the next start drops it again).
+cl_restore_socket() {
+  [ -z "${CL_RESTORE_TARGET:-}" ] || echo "  use_unix_socket: true"
+}
+
+# cl_leader_node: the number of the node Patroni names leader (nothing if none).
+cl_leader_node() {
+  cluster_state 2>/dev/null | python3 -c '
+import json, sys
+for m in json.load(sys.stdin).get("members", []):
+    if m.get("role") in ("leader", "master") and m.get("state") == "running":
+        print(m["name"].removeprefix("pg"))
+' 2>/dev/null || true
+}
+
+# cl_pgbackrest N ARGS…: pgbackrest with node N's configuration, as the server user.
+cl_pgbackrest() {
+  local n=$1
+  shift
+  as_pg_user pgbackrest --config="$(node_dir "$n")/pgbackrest.conf" --stanza="$CLUSTER_STANZA" "$@"
+}
+
+# cluster_backup: a full backup from the primary (the stanza made first if need be); prints its
+# label. From then on the primary archives its WAL.
+cluster_backup() {
+  local n
+  n=$(cl_leader_node)
+  [ -n "$n" ] || die "no running leader to back up"
+  if [ ! -d "$CL_REPO/archive/$CLUSTER_STANZA" ]; then
+    cl_pgbackrest "$n" stanza-create >&2 || die "pgbackrest stanza-create on pg$n failed"
+  fi
+  cl_pgbackrest "$n" --type=full backup >&2 || die "pgbackrest backup on pg$n failed (log: $(node_dir "$n")/pgbackrest-log)"
+  cl_pgbackrest "$n" --output=json info | python3 -c '
+import json, sys
+print(json.load(sys.stdin)[0]["backup"][-1]["label"])'
+}
+
+# cluster_restore_all [TIME]: the whole cluster from the repository, the latest state archived
+# (or TIME, e.g. "2026-12-07 17:30:05+00"). Every Patroni stopped, every data directory wiped,
+# the cluster's keys removed from etcd (patronictl remove), node 1 bootstrapped from the latest
+# backup and the archived WAL (Patroni's custom bootstrap, cl_bootstrap_method), then the other
+# nodes started empty: each restores the same backup (create_replica_methods: pgbackrest), replays
+# the archive and streams the rest from node 1. The app hosts and nginx stay up (503 meanwhile).
+cluster_restore_all() {
+  local target=${1:-latest} n i stopping=() leader_key leader_name start=$SECONDS
+  [[ $target =~ ^(latest|[0-9][0-9:.+\ -]*)$ ]] || die "restore target must be latest or a time: $target"
+  [ -e "$CL_REPO/backup/$CLUSTER_STANZA/latest" ] || die "no backup in $CL_REPO"
+  for n in "${CLUSTER_NODES[@]}"; do
+    patroni_down "$n" &
+    stopping+=($!)
+  done
+  wait "${stopping[@]}"
+  for n in "${CLUSTER_NODES[@]}"; do
+    [ -z "$(postmaster_pid "$n")" ] || die "pg$n's PostgreSQL is still running"
+    rm -rf "$(node_dir "$n")/data"
+  done
+  # A leader that died without a clean stop keeps its key until the TTL ends: patronictl then
+  # also asks for its name.
+  leader_key="/music-api-$(basename "$CLUSTER")/music-api/leader"
+  leader_name=$(ETCDCTL_API=3 etcdctl --endpoints="$(etcd_endpoints)" get "$leader_key" --print-value-only 2>/dev/null || true)
+  printf 'music-api\nYes I am aware\n%s\n' "$leader_name" |
+    patronictl -c "$(node_dir 1)/patroni.yml" remove music-api >/dev/null ||
+    die "patronictl remove music-api failed"
+  # Node 1 from the repository. An empty data directory, made here so pgbackrest restores into it.
+  install -d -m 0700 -o "$(server_user)" -g "$(id -gn "$(server_user)")" "$(node_dir 1)/data"
+  CL_RESTORE_TARGET=$target patroni_up 1
+  for i in $(seq 1 480); do
+    curl -sf -o /dev/null -m 2 "http://$(node_addr 1):$CLUSTER_REST_PORT/primary" && break
+    kill -0 "$(cat "$(node_dir 1)/patroni.pid")" 2>/dev/null || { tail -n 20 "$(node_dir 1)/patroni.log" >&2; die "pg1's Patroni exited during the restore"; }
+    sleep 0.5
+  done
+  curl -sf -o /dev/null -m 2 "http://$(node_addr 1):$CLUSTER_REST_PORT/primary" ||
+    { tail -n 20 "$(node_dir 1)/patroni.log" >&2; die "pg1 was not the leader within 240 s of the restore"; }
+  log "cluster_restore_all: pg1 restored ($target) and leader after $((SECONDS - start)) s"
+  # Its next start writes the configuration without the restore (a bootstrap only ever runs once).
+  (umask 077 && patroni_yml 1 >"$(node_dir 1)/patroni.yml")
+  for n in "${CLUSTER_NODES[@]}"; do [ "$n" -eq 1 ] || patroni_up "$n"; done
+  cluster_wait_healthy 240
+  log "cluster_restore_all: cluster healthy after $((SECONDS - start)) s"
 }
 
 # ---------------------------------------------------------------------------------------- music-api

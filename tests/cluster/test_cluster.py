@@ -725,6 +725,145 @@ class ClusterFaults(unittest.TestCase):
         self.assert_writes("F7", w)
         self.assertEqual(acked_while_frozen, [], "a write acknowledged while no replica could hold it")
 
+    # F8 ------------------------------------------------------------------------------------
+    def test_f8_backup_restore(self):
+        """A full backup (pgBackRest, from the primary), then a marker collection created through
+        nginx every second; every node's Patroni and PostgreSQL killed and its data directory
+        wiped; the whole cluster restored from the repository (cluster_restore_all: the latest
+        archived state, through Patroni's custom bootstrap). Every marker whose commit is in an
+        archived WAL segment is back, the newest surviving one is at most archive_timeout (+5 s)
+        older than the destruction (the RPO), a key made before the backup works, and a wiped
+        replica is rebuilt from the repository (create_replica_methods: pgbackrest). Runs last:
+        the cluster it leaves is a restored one (new timeline, same members)."""
+        e = env()
+        _, key = self.fx.world.principal(self.fx.org)
+        wait_replayed()
+        coll_path = "/v1/music/%s/collections" % self.fx.org
+        _, timeout_s, _ = psql(e["db_super_primary"], "SELECT setting::int FROM pg_settings WHERE name = 'archive_timeout'")
+        archive_timeout = int(timeout_s.strip())
+        t = time.monotonic()
+        label = ctl("cluster_backup", timeout=300).strip().splitlines()[-1]
+        say("F8: full backup %s from the primary %s in %.1f s" % (label, leader(), time.monotonic() - t))
+        self.assertEqual(musicapi.request("GET", self.fx.path, key_headers(key)).status, 200)
+
+        # Markers: one collection a second, each acknowledged one recorded with its time and the
+        # primary's WAL position just after (its commit record ends at or before it).
+        markers, stop, run = [], threading.Event(), musicapi.unique("f8-marker")
+
+        def mark():
+            i = 0
+            while not stop.is_set():
+                i += 1
+                name = "%s-%04d" % (run, i)
+                started = time.monotonic()
+                try:
+                    r = musicapi.request("POST", coll_path, dict(key_headers(key), **{"Content-Type": "application/json"}),
+                                         body=json.dumps({"name": name}).encode(), timeout=10, retry_rate_limited=False)
+                    acked = r.status in (200, 201) and not stop.is_set()
+                except Exception:  # noqa: BLE001 - not acknowledged
+                    acked = False
+                if acked:
+                    at = time.monotonic()
+                    rc, lsn, _ = psql(e["db_super_primary"], "SELECT pg_current_wal_lsn()", check=False, timeout=5)
+                    markers.append((name, at, lsn_int(lsn.strip()) if rc == 0 and lsn.strip() else None))
+                stop.wait(max(0.0, 1.0 - (time.monotonic() - started)))
+        writer = threading.Thread(target=mark, daemon=True)
+        writer.start()
+        try:
+            time.sleep(archive_timeout + 15)   # at least one switch by archive_timeout
+            _, archived, _ = psql(e["db_super_primary"], "SELECT last_archived_wal FROM pg_stat_archiver")
+            archived = archived.strip()
+            # The disaster: every node's Patroni and PostgreSQL killed, then its data wiped.
+            victims = []
+            for n in e["nodes"]:
+                victims += [patroni_pid(n["name"])] + postmaster_tree(n["name"])
+            signal_all(victims, signal.SIGKILL)
+            destroyed = time.monotonic()
+            stop.set()
+        finally:
+            stop.set()
+            writer.join(15)
+        wait_for(lambda: not any(alive(p) for p in victims), 10, 0.1, "the killed processes to be gone")
+        for n in e["nodes"]:
+            subprocess.run(["rm", "-rf", os.path.join(n["dir"], "data")], check=True)
+        self.assertRegex(archived, r"^[0-9A-F]{24}$", "the last archived WAL before the disaster")
+        archived_end = (int(archived[8:16], 16) << 32) + (int(archived[16:24], 16) + 1) * 16 * 1024 * 1024
+        say("F8: %d markers acknowledged; last archived segment %s; all three nodes killed and wiped"
+            % (len(markers), archived))
+
+        # The restore, timed to a cluster Patroni calls healthy and to the first 200 through nginx.
+        logs = [os.path.join(n["dir"], "patroni.log") for n in e["nodes"]]
+        sizes = [os.path.getsize(f) for f in logs]
+        t = time.monotonic()
+        ctl("cluster_restore_all", timeout=600)
+        healthy_after = time.monotonic() - t
+        for n, f, size in zip(e["nodes"], logs, sizes):
+            with open(f, "rb") as fh:
+                fh.seek(size)
+                text = fh.read().decode("utf-8", "replace")
+            how = [line.split("INFO: ", 1)[-1] for line in text.splitlines()
+                   if "replica has been created using" in line or "Running custom bootstrap script" in line]
+            say("F8 restore: %s: %s" % (n["name"], "; ".join(how) or "?"))
+
+        def listing():
+            names, offset = [], 0
+            while True:
+                try:
+                    r = musicapi.request("GET", "%s?limit=100&offset=%d" % (coll_path, offset), key_headers(key),
+                                         timeout=10, retry_rate_limited=True)
+                except Exception:  # noqa: BLE001 - not served yet
+                    return None
+                if r.status != 200:
+                    return None
+                page = r.json()["items"]
+                names += [c["name"] for c in page]
+                if len(page) < 100:
+                    return names
+                offset += 100
+        names, _ = wait_for(listing, 60, 1.0, "the collections listed through nginx after the restore")
+        served_after = time.monotonic() - t
+        present = set(names)
+        must = [m for m in markers if m[2] is not None and m[2] <= archived_end]
+        missing = [m[0] for m in must if m[0] not in present]
+        surviving = [m for m in markers if m[0] in present]
+        rpo = destroyed - max(m[1] for m in surviving) if surviving else float("inf")
+        say("F8 restore: cluster healthy after %.1f s, served through nginx after %.1f s" % (healthy_after, served_after))
+        say("F8: %d of %d markers back (%d in archived WAL, %d of those missing); RPO %.1f s "
+            "(newest surviving marker before the destruction; goal <= archive_timeout %d s)"
+            % (len(surviving), len(markers), len(must), len(missing), rpo, archive_timeout))
+        self.assertEqual(missing, [], "markers in archived WAL lost by the restore")
+        self.assertLessEqual(rpo, archive_timeout + 5)
+        # The key made before the backup (and the fixture's keys) still work.
+        wait_for(lambda: musicapi.request("GET", self.fx.path, key_headers(key)).status == 200, 30, 1.0,
+                 "a key made before the backup to work after the restore")
+
+        # A replica rebuilt from the repository: wiped, and made again by Patroni.
+        victim = replicas()[0]
+        d = node(victim)["dir"]
+        ctl("patroni_down", node_index(victim))
+        subprocess.run(["rm", "-rf", os.path.join(d, "data")], check=True)
+        log = os.path.join(d, "patroni.log")
+        since = os.path.getsize(log)
+        t = time.monotonic()
+        ctl("patroni_up", node_index(victim))
+        ctl("cluster_wait_healthy", 300, timeout=330)
+        rebuilt = time.monotonic() - t
+        with open(log, "rb") as f:
+            f.seek(since)
+            text = f.read().decode("utf-8", "replace")
+        say("F8: replica %s wiped and rebuilt, cluster healthy after %.1f s (%s)"
+            % (victim, time.monotonic() - t, "restored by pgbackrest" if "replica has been created using pgbackrest" in text
+               else "NOT by pgbackrest"))
+        self.assertIn("replica has been created using pgbackrest", text)
+        self.assertLess(rebuilt, 300)
+        self.assertEqual(musicapi.request("GET", self.fx.path, key_headers(key)).status, 200)
+
+
+def lsn_int(text):
+    """A pg_lsn as text (X/Y) as an integer."""
+    hi, lo = text.split("/")
+    return (int(hi, 16) << 32) + int(lo, 16)
+
 
 def fcgi(addr, method, path, query, key):
     """One FastCGI request straight to an app host (no nginx, so no balancing): (status, body)."""
