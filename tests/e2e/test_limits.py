@@ -25,8 +25,6 @@ import os
 import re
 import shutil
 import signal
-import socket
-import ssl
 import subprocess
 import sys
 import tempfile
@@ -127,28 +125,6 @@ def exchange(method, path, headers=None, body=None, source=None, host=None, time
         return m.Response(resp.status, m.Headers(resp.getheaders()), resp.read())
     finally:
         conn.close()
-
-
-def raw_http10(request_bytes, timeout=15):
-    """Raw bytes over TLS, read to EOF (HTTP/1.0: nginx closes after its answer)."""
-    ctx = m.ssl_context()
-    ctx.set_alpn_protocols(["http/1.1"])
-    buf = b""
-    with socket.create_connection((E["host"], int(E["port"])), timeout=timeout) as s:
-        with ctx.wrap_socket(s, server_hostname="localhost") as t:
-            t.sendall(request_bytes)
-            while True:
-                try:
-                    chunk = t.recv(65536)
-                except (ssl.SSLError, ConnectionResetError):
-                    break
-                if not chunk:
-                    break
-                buf += chunk
-    head, _, body = buf.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    pairs = [(k.strip(), v.strip()) for k, _, v in (line.partition(":") for line in lines[1:])]
-    return m.Response(int(lines[0].split()[1]), m.Headers(pairs), body)
 
 
 def json_body(value):
@@ -287,7 +263,7 @@ class PublicUrlTests(LimitsCase):
 
     def test_a_request_without_host_gets_the_configured_base_too(self):
         # HTTP/1.0 needs no Host: before, an empty Host made relative URLs.
-        r = raw_http10(("GET /v1/music/%s/tracks/%s HTTP/1.0\r\nX-API-Key: %s\r\n\r\n"
+        r = m.raw_exchange(("GET /v1/music/%s/tracks/%s HTTP/1.0\r\nX-API-Key: %s\r\n\r\n"
                         % (self.org, self.track, self.key)).encode())
         self.assertEqual(r.status, 200, r.body[:300])
         self.assert_base(json.loads(r.body)["playback_url"], "/v1/media/%s/" % self.track)

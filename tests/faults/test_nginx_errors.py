@@ -18,7 +18,6 @@ import http.client
 import os
 import signal
 import socket
-import ssl
 import subprocess
 import sys
 import threading
@@ -31,8 +30,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import apiproc  # noqa: E402
 from processes import alive, children, proc_stat, read_pid  # noqa: E402,F401
 from musicapi import (  # noqa: E402
-    ApiTestCase, Headers, Response, World, conf_value, key_id, load_env, psql, request, ssl_context,
-    tracks_path, unique)
+    ApiTestCase, Headers, Response, World, conf_value, key_id, load_env, psql, raw_exchange, request,
+    ssl_context, tracks_path, unique)
 
 RATE = 20      # requests per second per key id and address (nginx/music-api-ratelimit.conf)
 BURST = 40     # its burst (nginx/music-api-location.conf)
@@ -61,50 +60,6 @@ def stop_api():
 def ensure_api_running():
     if not api_running():
         start_api()
-
-
-# --------------------------------------------------------------------------- raw HTTP
-
-def raw_exchange(data, timeout=15):
-    """Send raw bytes over TLS (HTTP/1.1) and parse the one response nginx sends back."""
-    e = load_env()
-    ctx = ssl_context()
-    ctx.set_alpn_protocols(["http/1.1"])
-    buf = b""
-    with socket.create_connection((e["host"], int(e["port"])), timeout=timeout) as s:
-        with ctx.wrap_socket(s, server_hostname="localhost") as t:
-            try:
-                t.sendall(data)
-            except (ssl.SSLError, OSError):
-                pass    # nginx may answer and close before it has read everything
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                try:
-                    chunk = t.recv(65536)
-                except (ssl.SSLError, ConnectionResetError):
-                    break
-                if not chunk:
-                    break
-                buf += chunk
-                if b"\r\n\r\n" in buf:
-                    head, body = buf.split(b"\r\n\r\n", 1)
-                    length = None
-                    for line in head.split(b"\r\n")[1:]:
-                        k, _, v = line.partition(b":")
-                        if k.strip().lower() == b"content-length":
-                            length = int(v.strip())
-                    if length is not None and len(body) >= length:
-                        break
-    if b"\r\n\r\n" not in buf:
-        raise AssertionError("no complete response to %r: %r" % (data[:200], buf[:500]))
-    head, body = buf.split(b"\r\n\r\n", 1)
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split()[1])
-    pairs = []
-    for line in lines[1:]:
-        k, _, v = line.partition(":")
-        pairs.append((k.strip(), v.strip()))
-    return Response(status, Headers(pairs), body)
 
 
 class NginxErrorCase(ApiTestCase):

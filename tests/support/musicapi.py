@@ -11,6 +11,7 @@ import http.client
 import json
 import os
 import re
+import socket
 import ssl
 import subprocess
 import sys
@@ -229,6 +230,49 @@ def _request_once(method, path, headers, body, timeout):
         return Response(resp.status, Headers(resp.getheaders()), data)
     finally:
         conn.close()
+
+
+def raw_exchange(data, timeout=15):
+    """Send raw bytes over TLS (ALPN http/1.1) and parse the one response nginx sends back (read up
+    to its Content-Length, or to the close of an HTTP/1.0 answer)."""
+    e = load_env()
+    ctx = ssl_context()
+    ctx.set_alpn_protocols(["http/1.1"])
+    buf = b""
+    with socket.create_connection((e["host"], int(e["port"])), timeout=timeout) as s:
+        with ctx.wrap_socket(s, server_hostname="localhost") as t:
+            try:
+                t.sendall(data)
+            except (ssl.SSLError, OSError):
+                pass    # nginx may answer and close before it has read everything
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                try:
+                    chunk = t.recv(65536)
+                except (ssl.SSLError, ConnectionResetError):
+                    break
+                if not chunk:
+                    break
+                buf += chunk
+                if b"\r\n\r\n" in buf:
+                    head, body = buf.split(b"\r\n\r\n", 1)
+                    length = None
+                    for line in head.split(b"\r\n")[1:]:
+                        k, _, v = line.partition(b":")
+                        if k.strip().lower() == b"content-length":
+                            length = int(v.strip())
+                    if length is not None and len(body) >= length:
+                        break
+    if b"\r\n\r\n" not in buf:
+        raise AssertionError("no complete response to %r: %r" % (data[:200], buf[:500]))
+    head, body = buf.split(b"\r\n\r\n", 1)
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    pairs = []
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        pairs.append((k.strip(), v.strip()))
+    return Response(status, Headers(pairs), body)
 
 
 def key_headers(key):
