@@ -214,7 +214,8 @@ backups_through_units() {
   # PostgreSQL may still be replaying the archive a moment after its unit started: 503 meanwhile.
   local status=""
   for _ in $(seq 1 40); do
-    status=$(call GET "/v1/music/$1/collections/$id" "$2" | head -n 1)
+    status=$(call GET "/v1/music/$1/collections/$id" "$2")  # the whole answer: a `| head` would SIGPIPE call
+    status=${status%%$'\n'*}
     [ "$status" = 503 ] || break
     sleep 0.5
   done
